@@ -1,0 +1,33 @@
+# make run: the all-in-one service on this machine.  make test: the whole suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench lint services clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+services:
+	bash tests/services.sh
+
+test: $(STAMP) services
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check algotcha actors engine monitoring tests
+	$(VENV)/bin/ruff format --check algotcha actors engine monitoring tests
+	$(VENV)/bin/mypy
+
+bench: $(STAMP) services
+	$(PY) tests/benchmarks/run.py --json var/bench.json
+
+run: $(STAMP)
+	$(VENV)/bin/algotcha up
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,1 @@
+"""Dramatiq actors; importing this package binds nothing (see actors.broker.setup)."""

@@ -1,0 +1,42 @@
+"""run_backtest(job_id): claim, run the engine in a child process, store the outcome."""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+
+from actors import progress
+from actors.broker import runtime
+from algotcha import queues
+from algotcha.services import execution, jobs
+
+logger = logging.getLogger(__name__)
+
+_rt = runtime()
+
+# Dramatiq's own limit is a backstop only: the child process limit fires first.
+_TIME_LIMIT_MS = int((_rt.settings.backtest_time_limit_s + 120) * 1000)
+
+
+@dramatiq.actor(
+    actor_name=queues.RUN_BACKTEST,
+    queue_name=queues.BACKTEST_QUEUE,
+    max_retries=0,  # attempts are counted in PostgreSQL; see jobs.recover_stale
+    time_limit=_TIME_LIMIT_MS,
+)
+def run_backtest(job_id: int) -> None:
+    rt = runtime()
+    job = jobs.claim(rt.pool, job_id, rt.worker_id)
+    if job is None:
+        return
+    ticker = progress.Ticker(rt.pool, job_id, rt.worker_id)
+    outcome = execution.run(
+        job.payload,
+        rt.settings.data_dir,
+        time_limit_s=rt.settings.backtest_time_limit_s,
+        tick_interval_s=rt.settings.heartbeat_interval_s,
+        on_tick=ticker.tick,
+        delay_s=rt.settings.debug_backtest_delay_s,
+    )
+    progress.settle(rt, job_id, outcome, ticker)

@@ -1,0 +1,3 @@
+"""Algotcha backtest queue."""
+
+__version__ = "0.1.0"

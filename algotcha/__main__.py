@@ -1,0 +1,5 @@
+"""python -m algotcha."""
+
+from algotcha import cli
+
+raise SystemExit(cli.main())

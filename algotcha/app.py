@@ -1,0 +1,85 @@
+"""create_app(settings): the Starlette application, its routes, middleware and lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import dramatiq
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+
+import engine
+from algotcha import problems, queues
+from algotcha.config import Settings
+from algotcha.db import pool as db_pool
+from algotcha.errors import AlgotchaError
+from algotcha.routes import auth, datasets, events, me, ops, queue
+from algotcha.services import outbox
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings, *, broker: dramatiq.Broker | None = None, sweep: bool = True
+) -> Starlette:
+    """The API. Pass a broker to share one (the all-in-one mode); else RabbitMQ at BROKER_URL."""
+    database_url = settings.require_database_url()
+    settings.require_jwt_secret()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        app.state.settings = settings
+        pool = db_pool.create_pool(
+            database_url,
+            max_size=settings.db_pool_max,
+            name="algotcha-api",
+            timeout_s=settings.db_timeout_s,
+        )
+        pool.open(wait=False)
+        the_broker = broker or _rabbitmq(settings)
+        sweeper = outbox.Sweeper(pool, the_broker, settings)
+        if sweep:
+            sweeper.start()
+        logger.info("event=api_started")
+        try:
+            yield {
+                "settings": settings,
+                "pool": pool,
+                "broker": the_broker,
+                "store": engine.BarStore(settings.data_dir),
+            }
+        finally:
+            if sweep:
+                sweeper.stop()
+            pool.close()
+            logger.info("event=api_stopped")
+
+    return Starlette(
+        routes=[
+            *auth.routes,
+            *me.routes,
+            *queue.routes,
+            *events.routes,
+            *datasets.routes,
+            *ops.routes,
+        ],
+        middleware=[
+            Middleware(problems.BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+        ],
+        exception_handlers={
+            AlgotchaError: problems.handle,
+            HTTPException: problems.handle_http,
+            Exception: problems.handle_unexpected,
+        },
+        lifespan=lifespan,
+    )
+
+
+def _rabbitmq(settings: Settings) -> dramatiq.Broker:
+    if not settings.broker_url:
+        raise AlgotchaError("BROKER_URL is not set (e.g. amqp://algotcha:...@127.0.0.1:5672/%2F)")
+    return queues.create_broker(settings.broker_url)

@@ -1,0 +1,239 @@
+"""The algotcha command: api, worker, migrate, user, token, data, backtest."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from algotcha import __version__
+from algotcha.config import Settings, load_settings
+from algotcha.errors import AlgotchaError
+
+logger = logging.getLogger("algotcha")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # a bug or an unexpected environment: the log has the traceback
+EXIT_USER_ERROR = 2  # bad configuration or input: the message says what to change
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(os.environ)
+        _configure_logging(settings.log_level)
+        command: Callable[[argparse.Namespace, Settings], int] = args.command
+        return command(args, settings)
+    except AlgotchaError as exc:
+        print(f"algotcha: {exc.detail}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception:
+        logger.exception("event=command_failed")
+        return EXIT_FAILURE
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        stream=sys.stdout,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    # pika logs every reconnect attempt at INFO with a traceback
+    logging.getLogger("pika").setLevel(logging.WARNING)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="algotcha", description="Queued trading backtests.")
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(required=True, metavar="command")
+
+    api = sub.add_parser("api", help="serve the HTTP API (uvicorn)")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--migrate", action="store_true", help="apply migrations first")
+    api.set_defaults(command=_api)
+
+    worker = sub.add_parser("worker", help="run backtests, one at a time")
+    worker.add_argument("--migrate", action="store_true", help="apply migrations first")
+    worker.set_defaults(command=_worker)
+
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(command=_migrate)
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(
+        required=True, metavar="action"
+    )
+    create = user.add_parser("create", help="create a user (password from stdin or a prompt)")
+    create.add_argument("email")
+    create.add_argument("--name", default="")
+    create.set_defaults(command=_user_create)
+
+    token = sub.add_parser("token", help="print a bearer token for a user")
+    token.add_argument("email")
+    token.set_defaults(command=_token)
+
+    data = sub.add_parser("data", help="manage bar data").add_subparsers(
+        required=True, metavar="action"
+    )
+    imp = data.add_parser("import", help="import 1-minute bars from CSV (Binance or generic)")
+    imp.add_argument("symbol")
+    imp.add_argument("files", nargs="+", type=Path)
+    imp.set_defaults(command=_data_import)
+    synth = data.add_parser("synth", help="write a synthetic (clearly labelled) dataset")
+    synth.add_argument("symbol", nargs="?", default="SYNTH")
+    synth.add_argument("--days", type=int, default=365)
+    synth.add_argument("--start", default="2021-01-01T00:00:00Z")
+    synth.add_argument("--seed", type=int, default=42)
+    synth.set_defaults(command=_data_synth)
+    data.add_parser("list", help="list stored datasets").set_defaults(command=_data_list)
+
+    backtest = sub.add_parser("backtest", help="run backtests locally").add_subparsers(
+        required=True, metavar="action"
+    )
+    run = backtest.add_parser("run", help="run one payload (RunBacktestDto JSON) without the queue")
+    run.add_argument("payload", type=Path)
+    run.add_argument("--json", action="store_true", help="print the result as JSON")
+    run.set_defaults(command=_backtest_run)
+    return parser
+
+
+def _api(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from algotcha.app import create_app
+
+    if args.migrate:
+        _migrate(args, settings)
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    return EXIT_OK
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from actors import worker
+
+    if args.migrate:
+        _migrate(args, settings)
+    return worker.serve(settings)
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from algotcha.db import migrate
+
+    applied = migrate.apply(settings.require_database_url())
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    return EXIT_OK
+
+
+def _user_create(args: argparse.Namespace, settings: Settings) -> int:
+    from algotcha import schemas
+    from algotcha.db import pool as db_pool
+    from algotcha.services import users
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    body = json.dumps({"email": args.email, "password": password, "name": args.name})
+    creds = schemas.parse_register(body.encode())
+    with db_pool.create_pool(settings.require_database_url(), max_size=1) as pool:
+        user = users.register(pool, email=creds.email, password=creds.password, name=creds.name)
+    print(f"created user {user.id} <{user.email}>")
+    return EXIT_OK
+
+
+def _token(args: argparse.Namespace, settings: Settings) -> int:
+    from algotcha import auth
+    from algotcha.db import pool as db_pool
+    from algotcha.db import users as user_db
+    from algotcha.db.pool import transaction
+
+    with db_pool.create_pool(settings.require_database_url(), max_size=1) as pool:
+        with transaction(pool) as conn:
+            user = user_db.select_user_by_email(conn, args.email)
+    if user is None:
+        print(f"algotcha: no user {args.email}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    print(auth.issue_token(settings, user.id))
+    return EXIT_OK
+
+
+def _data_import(args: argparse.Namespace, settings: Settings) -> int:
+    import pandas as pd
+
+    import engine
+    from engine import csvimport
+
+    try:
+        frames = [csvimport.read_csv(path) for path in args.files]
+        info = engine.BarStore(settings.data_dir).write(args.symbol, pd.concat(frames).sort_index())
+    except engine.EngineError as exc:
+        print(f"algotcha: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    span = f"{info.start:%Y-%m-%d %H:%M} to {info.end:%Y-%m-%d %H:%M} UTC"
+    print(f"{info.symbol}: {info.bars} bars from {span}")
+    return EXIT_OK
+
+
+def _data_synth(args: argparse.Namespace, settings: Settings) -> int:
+    import engine
+    from engine import synth
+
+    start = datetime.fromisoformat(args.start).astimezone(UTC)
+    bars = synth.synth_bars(start, args.days * 24 * 60, seed=args.seed)
+    info = engine.BarStore(settings.data_dir).write(args.symbol, bars)
+    print(f"{info.symbol}: {info.bars} synthetic bars (seed {args.seed}), not market data")
+    return EXIT_OK
+
+
+def _data_list(args: argparse.Namespace, settings: Settings) -> int:
+    import engine
+
+    for info in engine.BarStore(settings.data_dir).datasets():
+        print(
+            f"{info.symbol:<12} {info.bars:>10} bars  {info.start:%Y-%m-%d} .. {info.end:%Y-%m-%d}"
+        )
+    return EXIT_OK
+
+
+def _backtest_run(args: argparse.Namespace, settings: Settings) -> int:
+    import engine
+    from algotcha import schemas
+
+    store = engine.BarStore(settings.data_dir)
+    request = schemas.parse_payload(schemas.parse_json(args.payload.read_bytes()), path="payload")
+    try:
+        request = engine.check(request, store)
+    except engine.EngineError as exc:
+        raise schemas.engine_error(exc) from None
+    bars = store.load(request.symbol, request.timeframe, request.start, request.end)
+    result = engine.run(request, bars)
+    if args.json:
+        print(json.dumps(schemas.camel_keys(result.as_dict()), indent=2))
+        return EXIT_OK
+    m = result.metrics
+    print(f"{request.strategy_name}  {request.symbol} {request.timeframe}")
+    print(f"  {result.bars} bars in {result.elapsed_ms:.0f} ms")
+    for key in ("total_return", "cagr", "max_drawdown", "win_rate", "buy_and_hold_return"):
+        value = m.get(key)
+        print(f"  {schemas.camel(key):<18} {'-' if value is None else f'{value:.2%}'}")
+    for key in (
+        "sharpe",
+        "sortino",
+        "calmar",
+        "profit_factor",
+        "trades",
+        "final_equity",
+        "fees_paid",
+    ):
+        value = m.get(key)
+        print(f"  {schemas.camel(key):<18} {'-' if value is None else f'{value:,.2f}'}")
+    return EXIT_OK

@@ -1,0 +1,367 @@
+"""SQL for the backtest_job table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import class_row, tuple_row
+from psycopg.types.json import Jsonb
+
+ACTIVE_STATUSES = ("queued", "processing")
+FINAL_STATUSES = ("completed", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class JobRow:
+    id: int
+    user_id: int
+    strategy_name: str
+    payload: dict[str, Any]
+    notify_via: str
+    status: str
+    priority: int
+    progress: int
+    attempt: int
+    cancel_requested: bool
+    worker_id: str | None
+    published_at: datetime | None
+    heartbeat_at: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    error: str | None
+    result: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class RunningJob:
+    id: int
+    elapsed_s: float
+    progress: int
+
+
+@dataclass(frozen=True)
+class StatusCounts:
+    queued: int
+    processing: int
+    completed: int
+    failed: int
+    cancelled: int
+
+
+def insert_job(
+    conn: psycopg.Connection,
+    *,
+    user_id: int,
+    strategy_name: str,
+    payload: dict[str, Any],
+    notify_via: str,
+) -> JobRow:
+    cur = conn.cursor(row_factory=class_row(JobRow))
+    row = cur.execute(
+        """
+        INSERT INTO backtest_job (user_id, strategy_name, payload, notify_via)
+        VALUES (%(user_id)s, %(strategy_name)s, %(payload)s, %(notify_via)s)
+        RETURNING *
+        """,
+        {
+            "user_id": user_id,
+            "strategy_name": strategy_name,
+            "payload": Jsonb(payload),
+            "notify_via": notify_via,
+        },
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+def lock_user_queue(conn: psycopg.Connection, user_id: int) -> None:
+    """Serialise one user's submits so the per-user limit holds under concurrency."""
+    conn.execute("SELECT pg_advisory_xact_lock(1, %(user_id)s::int)", {"user_id": user_id})
+
+
+def count_queued_for_user(conn: psycopg.Connection, user_id: int) -> int:
+    row = conn.execute(
+        """
+        SELECT count(*) FROM backtest_job
+        WHERE user_id = %(user_id)s AND status = 'queued'
+        """,
+        {"user_id": user_id},
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def update_job_published(conn: psycopg.Connection, job_ids: list[int]) -> None:
+    conn.execute(
+        "UPDATE backtest_job SET published_at = now() WHERE id = ANY(%(ids)s)",
+        {"ids": job_ids},
+    )
+
+
+def select_job(conn: psycopg.Connection, job_id: int) -> JobRow | None:
+    cur = conn.cursor(row_factory=class_row(JobRow))
+    return cur.execute("SELECT * FROM backtest_job WHERE id = %(id)s", {"id": job_id}).fetchone()
+
+
+def select_job_for_user(conn: psycopg.Connection, job_id: int, user_id: int) -> JobRow | None:
+    cur = conn.cursor(row_factory=class_row(JobRow))
+    return cur.execute(
+        "SELECT * FROM backtest_job WHERE id = %(id)s AND user_id = %(user_id)s",
+        {"id": job_id, "user_id": user_id},
+    ).fetchone()
+
+
+def select_jobs_for_user(
+    conn: psycopg.Connection, user_id: int, *, limit: int, before: int | None
+) -> list[JobRow]:
+    cur = conn.cursor(row_factory=class_row(JobRow))
+    return cur.execute(
+        """
+        SELECT * FROM backtest_job
+        WHERE user_id = %(user_id)s AND (%(before)s::bigint IS NULL OR id < %(before)s)
+        ORDER BY id DESC
+        LIMIT %(limit)s
+        """,
+        {"user_id": user_id, "before": before, "limit": limit},
+    ).fetchall()
+
+
+def select_active_jobs_for_user(conn: psycopg.Connection, user_id: int) -> list[JobRow]:
+    cur = conn.cursor(row_factory=class_row(JobRow))
+    return cur.execute(
+        """
+        SELECT * FROM backtest_job
+        WHERE user_id = %(user_id)s AND status IN ('queued', 'processing')
+        ORDER BY id
+        """,
+        {"user_id": user_id},
+    ).fetchall()
+
+
+def count_queued_ahead(conn: psycopg.Connection, job: JobRow) -> int:
+    """Queued jobs that start before this one: (priority DESC, created_at, id)."""
+    row = conn.execute(
+        """
+        SELECT count(*) FROM backtest_job
+        WHERE status = 'queued'
+          AND ((-priority), created_at, id) < (%(neg_priority)s, %(created_at)s, %(id)s)
+        """,
+        {"neg_priority": -job.priority, "created_at": job.created_at, "id": job.id},
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def count_jobs_by_status(conn: psycopg.Connection) -> StatusCounts:
+    cur = conn.cursor(row_factory=tuple_row)
+    counts: dict[str, int] = dict(
+        cur.execute("SELECT status, count(*) FROM backtest_job GROUP BY status").fetchall()
+    )
+    return StatusCounts(**{s: int(counts.get(s, 0)) for s in StatusCounts.__dataclass_fields__})
+
+
+def count_queued(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT count(*) FROM backtest_job WHERE status = 'queued'").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def select_running_jobs(conn: psycopg.Connection) -> list[RunningJob]:
+    cur = conn.cursor(row_factory=class_row(RunningJob))
+    return cur.execute(
+        """
+        SELECT id, extract(epoch FROM now() - started_at)::float8 AS elapsed_s, progress
+        FROM backtest_job WHERE status = 'processing'
+        """
+    ).fetchall()
+
+
+def select_recent_duration_s(conn: psycopg.Connection, *, sample: int) -> float | None:
+    """Mean run time of the most recent completed jobs, or None before the first."""
+    row = conn.execute(
+        """
+        SELECT avg(extract(epoch FROM completed_at - started_at))::float8
+        FROM (SELECT started_at, completed_at FROM backtest_job
+              WHERE status = 'completed' ORDER BY completed_at DESC LIMIT %(sample)s) recent
+        """,
+        {"sample": sample},
+    ).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+def claim_job(conn: psycopg.Connection, job_id: int, worker_id: str) -> JobRow | None:
+    """Move a queued job to processing; None when it was not queued (a duplicate message)."""
+    cur = conn.cursor(row_factory=class_row(JobRow))
+    return cur.execute(
+        """
+        UPDATE backtest_job
+        SET status = 'processing', attempt = attempt + 1, worker_id = %(worker_id)s,
+            started_at = now(), heartbeat_at = now()
+        WHERE id = %(id)s AND status = 'queued'
+        RETURNING *
+        """,
+        {"id": job_id, "worker_id": worker_id},
+    ).fetchone()
+
+
+def update_job_progress(
+    conn: psycopg.Connection, job_id: int, worker_id: str, progress: int
+) -> bool | None:
+    """Record progress and a heartbeat; returns cancel_requested, or None if no longer ours."""
+    row = conn.execute(
+        """
+        UPDATE backtest_job
+        SET progress = GREATEST(progress, %(progress)s), heartbeat_at = now()
+        WHERE id = %(id)s AND status = 'processing' AND worker_id = %(worker_id)s
+        RETURNING cancel_requested
+        """,
+        {"id": job_id, "worker_id": worker_id, "progress": progress},
+    ).fetchone()
+    return None if row is None else bool(row[0])
+
+
+def update_job_finished(
+    conn: psycopg.Connection,
+    job_id: int,
+    worker_id: str,
+    *,
+    status: str,
+    result: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> JobRow | None:
+    """Store the final status of a job this worker holds; None if it was taken away."""
+    cur = conn.cursor(row_factory=class_row(JobRow))
+    return cur.execute(
+        """
+        UPDATE backtest_job
+        SET status = %(status)s, result = %(result)s, error = %(error)s,
+            progress = CASE WHEN %(status)s = 'completed' THEN 100 ELSE progress END,
+            completed_at = now(), heartbeat_at = now()
+        WHERE id = %(id)s AND status = 'processing' AND worker_id = %(worker_id)s
+        RETURNING *
+        """,
+        {
+            "id": job_id,
+            "worker_id": worker_id,
+            "status": status,
+            "result": None if result is None else Jsonb(result),
+            "error": error,
+        },
+    ).fetchone()
+
+
+def update_job_cancel(conn: psycopg.Connection, job_id: int, user_id: int) -> JobRow | None:
+    """Cancel a queued job at once, or ask the worker to stop a processing one."""
+    cur = conn.cursor(row_factory=class_row(JobRow))
+    return cur.execute(
+        """
+        UPDATE backtest_job
+        SET status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
+            completed_at = CASE WHEN status = 'queued' THEN now() ELSE completed_at END,
+            cancel_requested = true
+        WHERE id = %(id)s AND user_id = %(user_id)s AND status IN ('queued', 'processing')
+        RETURNING *
+        """,
+        {"id": job_id, "user_id": user_id},
+    ).fetchone()
+
+
+def select_unpublished_job_ids(conn: psycopg.Connection, *, older_than_s: float) -> list[int]:
+    rows = conn.execute(
+        """
+        SELECT id FROM backtest_job
+        WHERE status = 'queued' AND published_at IS NULL
+          AND created_at < now() - make_interval(secs => %(age)s)
+        ORDER BY created_at
+        LIMIT 1000
+        """,
+        {"age": older_than_s},
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def select_stale_job_ids(conn: psycopg.Connection, *, stale_after_s: float) -> list[int]:
+    """Processing jobs whose worker stopped sending heartbeats."""
+    rows = conn.execute(
+        """
+        SELECT id FROM backtest_job
+        WHERE status = 'processing'
+          AND heartbeat_at < now() - make_interval(secs => %(stale)s)
+        FOR UPDATE SKIP LOCKED
+        """,
+        {"stale": stale_after_s},
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def select_job_ids_of_workers(conn: psycopg.Connection, worker_ids: list[str]) -> list[int]:
+    rows = conn.execute(
+        """
+        SELECT id FROM backtest_job
+        WHERE status = 'processing' AND worker_id = ANY(%(workers)s)
+        FOR UPDATE SKIP LOCKED
+        """,
+        {"workers": worker_ids},
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def update_job_requeue(
+    conn: psycopg.Connection, job_id: int, *, max_attempts: int
+) -> JobRow | None:
+    """Return an abandoned processing job to the queue, or settle it when it cannot run again.
+
+    A cancel request settles it as cancelled; a job whose attempts are used up (it killed
+    its worker each time) fails instead of looping forever.
+    """
+    cur = conn.cursor(row_factory=class_row(JobRow))
+    return cur.execute(
+        """
+        UPDATE backtest_job
+        SET status = CASE
+                WHEN cancel_requested THEN 'cancelled'
+                WHEN attempt >= %(max_attempts)s THEN 'failed'
+                ELSE 'queued' END,
+            error = CASE
+                WHEN cancel_requested THEN NULL
+                WHEN attempt >= %(max_attempts)s THEN
+                    'the worker stopped while running this backtest ' || attempt || ' times'
+                ELSE NULL END,
+            completed_at = CASE
+                WHEN cancel_requested OR attempt >= %(max_attempts)s THEN now() ELSE NULL END,
+            -- progress is kept: it never goes down, even across attempts
+            worker_id = NULL, started_at = NULL, heartbeat_at = NULL, published_at = NULL
+        WHERE id = %(id)s AND status = 'processing'
+        RETURNING *
+        """,
+        {"id": job_id, "max_attempts": max_attempts},
+    ).fetchone()
+
+
+def update_job_released(conn: psycopg.Connection, job_id: int, worker_id: str) -> JobRow | None:
+    """Back to queued without using up an attempt: the worker stopped, the job did nothing wrong."""
+    cur = conn.cursor(row_factory=class_row(JobRow))
+    return cur.execute(
+        """
+        UPDATE backtest_job
+        SET status = 'queued', attempt = GREATEST(attempt - 1, 0), worker_id = NULL,
+            started_at = NULL, heartbeat_at = NULL, published_at = NULL
+        WHERE id = %(id)s AND status = 'processing' AND worker_id = %(worker_id)s
+        RETURNING *
+        """,
+        {"id": job_id, "worker_id": worker_id},
+    ).fetchone()
+
+
+def delete_unpublished_job(conn: psycopg.Connection, job_id: int) -> None:
+    conn.execute(
+        """
+        DELETE FROM backtest_job
+        WHERE id = %(id)s AND status = 'queued' AND published_at IS NULL
+        """,
+        {"id": job_id},
+    )

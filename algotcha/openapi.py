@@ -1,0 +1,292 @@
+"""The OpenAPI 3.1 document served at /openapi.json: the machine-readable copy of API.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import algotcha
+
+_STATUS = ["queued", "processing", "completed", "failed", "cancelled"]
+_NOTIFY = ["email", "telegram", "both", "none"]
+_TIMEFRAMES = ["1m", "5m", "15m", "30m", "1h", "4h", "1d"]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_PROBLEM = {
+    "description": "Problem (RFC 9457)",
+    "content": {"application/problem+json": {"schema": _ref("Problem")}},
+}
+_ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}]
+_AUTH: list[dict[str, list[str]]] = [{"bearer": []}]
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {str(code): _PROBLEM for code in codes}
+
+
+def _rule() -> dict[str, Any]:
+    return {"type": ["string", "null"], "maxLength": 1000}
+
+
+def _fraction(
+    exclusive_min: float = 0, maximum: float = 1, exclusive_max: bool = True
+) -> dict[str, Any]:
+    bound = "exclusiveMaximum" if exclusive_max else "maximum"
+    return {"type": ["number", "null"], "exclusiveMinimum": exclusive_min, bound: maximum}
+
+
+SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "type": "object",
+        "required": ["type", "title", "status", "detail", "success"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "success": {"const": False},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                },
+            },
+        },
+    },
+    "RunBacktestDto": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["strategyName", "symbol", "timeframe", "start", "end", "initialCapital"],
+        "properties": {
+            "strategyName": {"type": "string", "minLength": 1, "maxLength": 100},
+            "symbol": {"type": "string", "minLength": 1, "maxLength": 30},
+            "timeframe": {"enum": _TIMEFRAMES},
+            "start": {"type": "string", "format": "date-time"},
+            "end": {"type": "string", "format": "date-time"},
+            "initialCapital": {"type": "number", "exclusiveMinimum": 0},
+            "feeRate": {"type": "number", "minimum": 0, "maximum": 0.05},
+            "slippage": {"type": "number", "minimum": 0, "maximum": 0.05},
+            "positionSize": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+            "longEntry": _rule(),
+            "longExit": _rule(),
+            "shortEntry": _rule(),
+            "shortExit": _rule(),
+            "stopLoss": _fraction(),
+            "takeProfit": _fraction(),
+            "trailingStop": _fraction(),
+        },
+    },
+    "SubmitRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["payload"],
+        "properties": {
+            "payload": _ref("RunBacktestDto"),
+            "notifyVia": {"enum": _NOTIFY, "description": "defaults to the profile's choice"},
+        },
+    },
+    "Accepted": {
+        "type": "object",
+        "properties": {
+            "success": {"const": True},
+            "queueId": {"type": "integer"},
+            "position": {"type": "integer", "minimum": 1},
+            "estimatedWait": {"type": "integer", "minimum": 0, "description": "minutes"},
+        },
+    },
+    "Position": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "status": {"enum": _STATUS},
+            "queuePosition": {"type": ["integer", "null"]},
+            "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+            "estimatedWait": {"type": ["integer", "null"]},
+        },
+    },
+    "BacktestQueue": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "strategyName": {"type": "string"},
+            "status": {"enum": _STATUS},
+            "queuePosition": {"type": ["integer", "null"]},
+            "progress": {"type": "integer"},
+            "estimatedWait": {"type": ["integer", "null"]},
+            "notifyVia": {"enum": _NOTIFY},
+            "createdAt": {"type": "string", "format": "date-time"},
+            "startedAt": {"type": ["string", "null"], "format": "date-time"},
+            "completedAt": {"type": ["string", "null"], "format": "date-time"},
+            "error": {"type": ["string", "null"]},
+            "result": {"type": ["object", "null"]},
+        },
+    },
+    "Stats": {
+        "type": "object",
+        "properties": {
+            name: {"type": "integer"}
+            for name in (
+                "queued processing completed failed cancelled totalInQueue workers "
+                "estimatedWaitMinutes"
+            ).split()
+        },
+    },
+    "Credentials": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["email", "password"],
+        "properties": {
+            "email": {"type": "string", "format": "email"},
+            "password": {"type": "string", "minLength": 8},
+            "name": {"type": "string", "maxLength": 100},
+        },
+    },
+    "User": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "email": {"type": "string"},
+            "name": {"type": "string"},
+            "telegramLinked": {"type": "boolean"},
+            "notifyVia": {"enum": _NOTIFY},
+        },
+    },
+    "ProfileChange": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "maxLength": 100},
+            "notifyVia": {"enum": _NOTIFY},
+        },
+    },
+}
+
+
+def _body(name: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+def _paths() -> dict[str, Any]:
+    body = _body
+    return {
+        "/api/auth/register": {
+            "post": {
+                "requestBody": body("Credentials"),
+                "responses": {"201": _json(_ref("User"), "Created"), **_errors(400, 409, 413, 422)},
+            }
+        },
+        "/api/auth/login": {
+            "post": {
+                "requestBody": body("Credentials"),
+                "responses": {
+                    "200": _json({"type": "object", "required": ["accessToken"]}),
+                    **_errors(400, 401, 413, 422),
+                },
+            }
+        },
+        "/api/me": {
+            "get": {"security": _AUTH, "responses": {"200": _json(_ref("User")), **_errors(401)}},
+            "patch": {
+                "security": _AUTH,
+                "requestBody": body("ProfileChange"),
+                "responses": {"200": _json(_ref("User")), **_errors(400, 401, 413, 422)},
+            },
+        },
+        "/api/backtest/queue": {
+            "post": {
+                "security": _AUTH,
+                "requestBody": body("SubmitRequest"),
+                "responses": {
+                    "202": _json(_ref("Accepted"), "Accepted"),
+                    **_errors(400, 401, 413, 422, 429, 503),
+                },
+            }
+        },
+        "/api/backtest/queue/stats": {
+            "get": {"responses": {"200": _json(_ref("Stats")), **_errors(503)}}
+        },
+        "/api/backtest/queue/my": {
+            "get": {
+                "security": _AUTH,
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+                    },
+                    {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                ],
+                "responses": {
+                    "200": _json({"type": "array", "items": _ref("BacktestQueue")}),
+                    **_errors(401, 422),
+                },
+            }
+        },
+        "/api/backtest/queue/position/{id}": {
+            "get": {
+                "security": _AUTH,
+                "parameters": _ID,
+                "responses": {"200": _json(_ref("Position")), **_errors(401, 404, 422)},
+            }
+        },
+        "/api/backtest/queue/{id}": {
+            "get": {
+                "security": _AUTH,
+                "parameters": _ID,
+                "responses": {"200": _json(_ref("BacktestQueue")), **_errors(401, 404, 422)},
+            },
+            "delete": {
+                "security": _AUTH,
+                "parameters": _ID,
+                "responses": {
+                    "200": _json({"type": "object"}, "Cancelled"),
+                    "202": _json({"type": "object"}, "The running job will stop"),
+                    **_errors(401, 404, 409, 422),
+                },
+            },
+        },
+        "/api/backtest/queue/{id}/events": {
+            "get": {
+                "security": _AUTH,
+                "parameters": _ID,
+                "responses": {
+                    "200": {
+                        "description": "Server-sent events, one per change, until a final status",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(401, 404, 422),
+                },
+            }
+        },
+        "/api/backtest/datasets": {
+            "get": {
+                "security": _AUTH,
+                "responses": {"200": _json({"type": "array"}), **_errors(401)},
+            }
+        },
+        "/healthz": {"get": {"responses": {"200": _json({"type": "object"})}}},
+        "/readyz": {"get": {"responses": {"200": _json({"type": "object"}), **_errors(503)}}},
+    }
+
+
+def document(server_url: str) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Algotcha backtest queue", "version": algotcha.__version__},
+        "servers": [{"url": server_url}],
+        "paths": _paths(),
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+        },
+    }

@@ -1,0 +1,40 @@
+"""POST /api/auth/register and /api/auth/login."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from algotcha import schemas
+from algotcha.services import users
+
+
+async def register(request: Request) -> Response:
+    creds = schemas.parse_register(await request.body())
+    user = await run_in_threadpool(
+        users.register,
+        request.state.pool,
+        email=creds.email,
+        password=creds.password,
+        name=creds.name,
+    )
+    return JSONResponse({"id": user.id, "email": user.email, "name": user.name}, status_code=201)
+
+
+async def login(request: Request) -> Response:
+    creds = schemas.parse_login(await request.body())
+    settings = request.state.settings
+    token = await run_in_threadpool(
+        users.login, request.state.pool, settings, email=creds.email, password=creds.password
+    )
+    return JSONResponse(
+        {"accessToken": token, "tokenType": "bearer", "expiresIn": settings.jwt_ttl_s}
+    )
+
+
+routes: list[BaseRoute] = [
+    Route("/api/auth/register", register, methods=["POST"]),
+    Route("/api/auth/login", login, methods=["POST"]),
+]

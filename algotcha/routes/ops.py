@@ -1,0 +1,36 @@
+"""Operations: liveness, readiness, and the OpenAPI document."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from algotcha import openapi
+from algotcha.services import health
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    checks = await run_in_threadpool(health.check, request.state.pool, request.state.broker)
+    ready = all(checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "unavailable", "checks": checks},
+        status_code=200 if ready else 503,
+        headers=None if ready else {"Retry-After": "5"},
+    )
+
+
+async def spec(request: Request) -> Response:
+    return JSONResponse(openapi.document(str(request.base_url).rstrip("/")))
+
+
+routes: list[BaseRoute] = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/openapi.json", spec, methods=["GET"]),
+]

@@ -1,0 +1,87 @@
+"""The backtest queue: submit, position, my jobs, one job, cancel, stats."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from algotcha import auth, schemas
+from algotcha.services import jobs
+
+
+async def submit(request: Request) -> Response:
+    user_id = auth.current_user(request)
+    body = await run_in_threadpool(schemas.parse_submit, await request.body(), request.state.store)
+    item = await run_in_threadpool(
+        jobs.submit,
+        request.state.pool,
+        request.state.broker,
+        request.state.settings,
+        user_id=user_id,
+        strategy_name=body.request.strategy_name,
+        payload=schemas.payload_dict(body.request),
+        notify_via=body.notify_via,
+    )
+    return JSONResponse(
+        schemas.render_accepted(item),
+        status_code=202,
+        headers={"Location": f"/api/backtest/queue/{item.job.id}"},
+    )
+
+
+async def position(request: Request) -> Response:
+    user_id = auth.current_user(request)
+    job_id = schemas.parse_id(request.path_params["id"])
+    item = await run_in_threadpool(
+        jobs.get_for_user, request.state.pool, request.state.settings, user_id, job_id
+    )
+    return JSONResponse(schemas.render_position(item))
+
+
+async def mine(request: Request) -> Response:
+    user_id = auth.current_user(request)
+    limit, before = schemas.parse_page(request.query_params)
+    items = await run_in_threadpool(
+        jobs.list_for_user,
+        request.state.pool,
+        request.state.settings,
+        user_id,
+        limit=limit,
+        before=before,
+    )
+    return JSONResponse([schemas.render_job(item) for item in items])
+
+
+async def show(request: Request) -> Response:
+    user_id = auth.current_user(request)
+    job_id = schemas.parse_id(request.path_params["id"])
+    item = await run_in_threadpool(
+        jobs.get_for_user, request.state.pool, request.state.settings, user_id, job_id
+    )
+    return JSONResponse(schemas.render_job(item, with_result=True))
+
+
+async def cancel(request: Request) -> Response:
+    user_id = auth.current_user(request)
+    job_id = schemas.parse_id(request.path_params["id"])
+    job = await run_in_threadpool(jobs.cancel, request.state.pool, user_id, job_id)
+    return JSONResponse(
+        schemas.render_cancelled(job), status_code=202 if job.status == "processing" else 200
+    )
+
+
+async def stats(request: Request) -> Response:
+    result = await run_in_threadpool(jobs.stats, request.state.pool, request.state.settings)
+    return JSONResponse(schemas.render_stats(result))
+
+
+routes: list[BaseRoute] = [
+    Route("/api/backtest/queue", submit, methods=["POST"]),
+    Route("/api/backtest/queue/stats", stats, methods=["GET"]),
+    Route("/api/backtest/queue/my", mine, methods=["GET"]),
+    Route("/api/backtest/queue/position/{id}", position, methods=["GET"]),
+    Route("/api/backtest/queue/{id}", show, methods=["GET"]),
+    Route("/api/backtest/queue/{id}", cancel, methods=["DELETE"]),
+]

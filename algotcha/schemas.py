@@ -1,0 +1,421 @@
+"""Request and response shapes: strict JSON in, camelCase JSON out, field paths on every error."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import engine
+from algotcha.db.jobs import JobRow
+from algotcha.db.users import UserRow
+from algotcha.errors import FieldError, MalformedJSONError, ValidationError
+from algotcha.services.jobs import QueuedJob, QueueStats
+
+T = TypeVar("T")
+NOTIFY_CHANNELS = ("email", "telegram", "both", "none")
+_MISSING = object()
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+def parse_json(body: bytes) -> Any:
+    """Decode a request body strictly.
+
+    A body that is not JSON at all (not UTF-8, or not starting like a JSON document) is a 400;
+    a JSON document with a syntax error is a 422 that says where.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedJSONError(f"the body is not UTF-8 (byte {exc.start})") from None
+    stripped = text.lstrip()
+    if not stripped:
+        raise MalformedJSONError("the body is empty; send a JSON object")
+    if stripped[0] not in "{[":
+        raise MalformedJSONError("the body is not JSON; send a JSON object")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
+            errors=[FieldError("body", f"{exc.msg} at line {exc.lineno} column {exc.colno}")],
+        ) from None
+    except RecursionError:
+        raise ValidationError.for_field("body", "nested too deeply") from None
+
+
+class _Reader:
+    """Takes typed fields out of one JSON object and collects every error with its path."""
+
+    def __init__(self, obj: Any, path: str, errors: list[FieldError]) -> None:
+        self.path, self.errors = path, errors
+        self.obj: Mapping[str, Any] = obj if isinstance(obj, dict) else {}
+        if not isinstance(obj, dict):
+            errors.append(FieldError(path or "body", "must be a JSON object"))
+        self.seen: set[str] = set()
+
+    def field(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def take(
+        self,
+        name: str,
+        parse: Callable[[Any], T],
+        *,
+        default: Any = _MISSING,
+    ) -> T:
+        self.seen.add(name)
+        if name not in self.obj or (self.obj[name] is None and default is not _MISSING):
+            if default is _MISSING:
+                self.errors.append(FieldError(self.field(name), "is required"))
+                return None  # type: ignore[return-value]
+            return default  # type: ignore[no-any-return]
+        try:
+            return parse(self.obj[name])
+        except ValueError as exc:
+            self.errors.append(FieldError(self.field(name), str(exc)))
+            return None  # type: ignore[return-value]
+
+    def finish(self) -> None:
+        for name in sorted(set(self.obj) - self.seen):
+            self.errors.append(FieldError(self.field(name), "is not a known field"))
+
+
+def _raise_if(errors: list[FieldError]) -> None:
+    if errors:
+        detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
+        raise ValidationError(detail, errors=errors)
+
+
+def _text(max_len: int, *, min_len: int = 0) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError("must be a string")
+        if not min_len <= len(value) <= max_len:
+            raise ValueError(f"must be {min_len} to {max_len} characters")
+        return value
+
+    return parse
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number")
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return float(value)
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return str(value)
+
+    return parse
+
+
+def _optional(parse: Callable[[Any], T]) -> Callable[[Any], T | None]:
+    return lambda value: None if value is None else parse(value)
+
+
+def _timestamp(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 time such as 2024-05-01T00:00:00Z")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be an ISO 8601 time such as 2024-05-01T00:00:00Z") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _email(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > 254 or not _EMAIL.match(value):
+        raise ValueError("must be an email address")
+    return value.strip()
+
+
+# --- backtest payload ------------------------------------------------------------------------
+
+# camelCase payload field -> engine.BacktestRequest field, in API.md order
+PAYLOAD_FIELDS = {
+    "strategyName": "strategy_name",
+    "symbol": "symbol",
+    "timeframe": "timeframe",
+    "start": "start",
+    "end": "end",
+    "initialCapital": "initial_capital",
+    "feeRate": "fee_rate",
+    "slippage": "slippage",
+    "positionSize": "position_size",
+    "longEntry": "long_entry",
+    "longExit": "long_exit",
+    "shortEntry": "short_entry",
+    "shortExit": "short_exit",
+    "stopLoss": "stop_loss",
+    "takeProfit": "take_profit",
+    "trailingStop": "trailing_stop",
+}
+_CAMEL = {snake: camel for camel, snake in PAYLOAD_FIELDS.items()}
+
+
+def parse_payload(obj: Any, path: str = "payload") -> engine.BacktestRequest:
+    """RunBacktestDto -> BacktestRequest; types here, ranges and rules in the engine."""
+    errors: list[FieldError] = []
+    r = _Reader(obj, path, errors)
+    rule = _optional(_text(2000))
+    fields = {
+        "strategy_name": r.take("strategyName", _text(100, min_len=1)),
+        "symbol": r.take("symbol", _text(30, min_len=1)),
+        "timeframe": r.take("timeframe", _choice(*engine.TIMEFRAMES)),
+        "start": r.take("start", _timestamp),
+        "end": r.take("end", _timestamp),
+        "initial_capital": r.take("initialCapital", _number),
+        "fee_rate": r.take("feeRate", _number, default=0.0),
+        "slippage": r.take("slippage", _number, default=0.0),
+        "position_size": r.take("positionSize", _number, default=1.0),
+        "long_entry": r.take("longEntry", rule, default=None),
+        "long_exit": r.take("longExit", rule, default=None),
+        "short_entry": r.take("shortEntry", rule, default=None),
+        "short_exit": r.take("shortExit", rule, default=None),
+        "stop_loss": r.take("stopLoss", _optional(_number), default=None),
+        "take_profit": r.take("takeProfit", _optional(_number), default=None),
+        "trailing_stop": r.take("trailingStop", _optional(_number), default=None),
+    }
+    r.finish()
+    _raise_if(errors)
+    try:
+        return engine.BacktestRequest(**fields)
+    except engine.EngineError as exc:
+        raise engine_error(exc, path) from None
+
+
+def engine_error(exc: engine.EngineError, path: str = "payload") -> ValidationError:
+    """An engine complaint about the user's input, as a 422 naming the payload field."""
+    field = f"{path}.{_CAMEL.get(exc.field, exc.field)}" if exc.field else path
+    message = str(exc)
+    return ValidationError(f"{field}: {message}", errors=[FieldError(field, message)])
+
+
+def payload_dict(request: engine.BacktestRequest) -> dict[str, Any]:
+    """The canonical RunBacktestDto of a request, as stored with the job."""
+    out: dict[str, Any] = {}
+    for camel, snake in PAYLOAD_FIELDS.items():
+        value = getattr(request, snake)
+        out[camel] = iso(value) if isinstance(value, datetime) else value
+    return out
+
+
+@dataclass(frozen=True)
+class SubmitBody:
+    request: engine.BacktestRequest
+    notify_via: str | None
+
+
+def parse_submit(body: bytes, store: engine.BarStore) -> SubmitBody:
+    """The queue's body, validated fully: types, ranges, rules, and the stored data range."""
+    obj = parse_json(body)
+    errors: list[FieldError] = []
+    r = _Reader(obj, "", errors)
+    notify_via = r.take("notifyVia", _choice(*NOTIFY_CHANNELS), default=None)
+    raw_payload = r.take("payload", lambda v: v)
+    r.finish()
+    _raise_if(errors)
+    request = parse_payload(raw_payload)
+    try:
+        request = engine.check(request, store)
+    except engine.EngineError as exc:
+        raise engine_error(exc) from None
+    return SubmitBody(request, notify_via)
+
+
+# --- auth and profile ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credentials:
+    email: str
+    password: str
+    name: str
+
+
+def parse_register(body: bytes) -> Credentials:
+    errors: list[FieldError] = []
+    r = _Reader(parse_json(body), "", errors)
+    creds = Credentials(
+        email=r.take("email", _email),
+        password=r.take("password", _text(1024, min_len=8)),
+        name=r.take("name", _text(100), default=""),
+    )
+    r.finish()
+    _raise_if(errors)
+    return creds
+
+
+def parse_login(body: bytes) -> Credentials:
+    errors: list[FieldError] = []
+    r = _Reader(parse_json(body), "", errors)
+    creds = Credentials(
+        email=r.take("email", _text(254, min_len=1)),
+        password=r.take("password", _text(1024, min_len=1)),
+        name="",
+    )
+    r.finish()
+    _raise_if(errors)
+    return creds
+
+
+@dataclass(frozen=True)
+class ProfileChange:
+    name: str | None
+    notify_via: str | None
+
+
+def parse_profile(body: bytes) -> ProfileChange:
+    errors: list[FieldError] = []
+    r = _Reader(parse_json(body), "", errors)
+    change = ProfileChange(
+        name=r.take("name", _text(100), default=None),
+        notify_via=r.take("notifyVia", _choice(*NOTIFY_CHANNELS), default=None),
+    )
+    r.finish()
+    _raise_if(errors)
+    return change
+
+
+def parse_page(params: Mapping[str, str], *, max_limit: int = 100) -> tuple[int, int | None]:
+    """?limit=&before= of the list routes."""
+    errors: list[FieldError] = []
+
+    def integer(name: str, low: int, high: int) -> int | None:
+        raw = params.get(name)
+        if raw is None or raw == "":
+            return None
+        if not raw.isdigit() or not low <= int(raw) <= high:
+            errors.append(FieldError(name, f"must be an integer from {low} to {high}"))
+            return None
+        return int(raw)
+
+    limit = integer("limit", 1, max_limit)
+    before = integer("before", 1, 2**63 - 1)
+    _raise_if(errors)
+    return (limit or 20), before
+
+
+def parse_id(raw: str) -> int:
+    if not raw.isdigit() or not 0 < int(raw) < 2**63:
+        raise ValidationError.for_field("id", "must be a positive integer")
+    return int(raw)
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def camel_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {camel(k): camel_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [camel_keys(v) for v in value]
+    return value
+
+
+def render_job(item: QueuedJob, *, with_result: bool = False) -> dict[str, Any]:
+    """A BacktestQueue of API.md."""
+    job = item.job
+    out: dict[str, Any] = {
+        "id": job.id,
+        "strategyName": job.strategy_name,
+        "symbol": job.payload.get("symbol"),
+        "timeframe": job.payload.get("timeframe"),
+        "status": job.status,
+        "queuePosition": item.position,
+        "progress": job.progress,
+        "estimatedWait": item.wait_minutes,
+        "notifyVia": job.notify_via,
+        "attempt": job.attempt,
+        "createdAt": iso(job.created_at),
+        "startedAt": iso(job.started_at),
+        "completedAt": iso(job.completed_at),
+        "error": job.error,
+        "result": None,
+    }
+    if with_result:
+        out["payload"] = job.payload
+        out["result"] = None if job.result is None else camel_keys(job.result)
+    return out
+
+
+def render_position(item: QueuedJob) -> dict[str, Any]:
+    return {
+        "id": item.job.id,
+        "status": item.job.status,
+        "queuePosition": item.position,
+        "progress": item.job.progress,
+        "estimatedWait": item.wait_minutes,
+    }
+
+
+def render_accepted(item: QueuedJob) -> dict[str, Any]:
+    return {
+        "success": True,
+        "queueId": item.job.id,
+        "position": item.position,
+        "estimatedWait": item.wait_minutes,
+    }
+
+
+def render_stats(stats: QueueStats) -> dict[str, Any]:
+    c = stats.counts
+    return {
+        "queued": c.queued,
+        "processing": c.processing,
+        "completed": c.completed,
+        "failed": c.failed,
+        "cancelled": c.cancelled,
+        "totalInQueue": c.queued + c.processing,
+        "workers": stats.workers,
+        "estimatedWaitMinutes": stats.wait_minutes,
+    }
+
+
+def render_user(user: UserRow) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "telegramLinked": user.telegram_chat_id is not None and not user.telegram_blocked,
+        "notifyVia": user.notify_via,
+    }
+
+
+def render_dataset(info: engine.DatasetInfo) -> dict[str, Any]:
+    return {
+        "symbol": info.symbol,
+        "start": iso(info.start),
+        "end": iso(info.end),
+        "bars": info.bars,
+    }
+
+
+def render_cancelled(job: JobRow) -> dict[str, Any]:
+    return {"id": job.id, "status": job.status, "cancelRequested": job.cancel_requested}

@@ -1,0 +1,168 @@
+"""Runs one backtest in a child process that can really be stopped.
+
+Dramatiq's TimeLimit raises an exception in the worker thread, which cannot interrupt
+C code such as numexpr or pandas, and a crash in native code would take the worker
+down with it. So the engine runs in a child process (forked from a single-threaded
+forkserver that has pandas and the engine imported already, so starting one is cheap),
+reports progress over a pipe, and is killed on a time limit, a cancel, or a shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+_context = multiprocessing.get_context("forkserver")
+_context.set_forkserver_preload(
+    ["engine", "algotcha.schemas", "pandas", "numexpr", "pyarrow.parquet"]
+)
+
+# Variables the child may see: it runs user-influenced code paths, so no token or password.
+_CHILD_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "HOME", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+class Outcome:
+    """How a run ended, when it did not end with a result."""
+
+
+@dataclass(frozen=True)
+class Rejected(Outcome):
+    """The engine refused the input (EngineError): the user's to fix, not retried."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Crashed(Outcome):
+    message: str
+
+
+@dataclass(frozen=True)
+class TimedOut(Outcome):
+    limit_s: float
+
+
+@dataclass(frozen=True)
+class Stopped(Outcome):
+    """on_tick asked for the run to stop (a cancel, a shutdown, or the job was taken away)."""
+
+
+@dataclass(frozen=True)
+class Finished:
+    result: dict[str, Any]
+
+
+def warm_up() -> None:
+    """Start the forkserver now, so the first job does not pay for importing pandas."""
+    process = _context.Process(target=_noop)
+    process.start()
+    process.join()
+
+
+def _noop() -> None:
+    pass
+
+
+def run(
+    payload: dict[str, Any],
+    data_dir: Path,
+    *,
+    time_limit_s: float,
+    tick_interval_s: float,
+    on_tick: Callable[[int], bool],
+    delay_s: float = 0.0,
+) -> Finished | Outcome:
+    """Run the backtest of `payload` (a stored RunBacktestDto) to its end or until stopped.
+
+    on_tick(progress) is called about every tick_interval_s with the latest progress; when
+    it returns True the child is killed and Stopped is returned.
+    """
+    receiver, sender = _context.Pipe(duplex=False)
+    child = _context.Process(
+        target=_child_main, args=(sender, payload, str(data_dir), delay_s), name="algotcha-backtest"
+    )
+    child.start()
+    sender.close()
+    started = time.monotonic()
+    progress, next_tick = 0, started
+    try:
+        while True:
+            now = time.monotonic()
+            if now - started > time_limit_s:
+                return TimedOut(time_limit_s)
+            if now >= next_tick:
+                if on_tick(progress):
+                    return Stopped()
+                next_tick = now + tick_interval_s
+            wait = min(next_tick, started + time_limit_s) - time.monotonic()
+            if not receiver.poll(max(0.0, wait)):
+                continue
+            try:
+                kind, value = receiver.recv()
+            except EOFError:
+                child.join(timeout=5)
+                return Crashed(_describe_exit(child.exitcode))
+            if kind == "progress":
+                progress = max(progress, int(value))
+            elif kind == "result":
+                return Finished(value)
+            elif kind == "rejected":
+                return Rejected(str(value))
+            else:
+                return Crashed(str(value))
+    finally:
+        receiver.close()
+        if child.is_alive():
+            child.kill()
+        child.join(timeout=5)
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"the backtest process was killed by signal {-code}"
+    return f"the backtest process exited unexpectedly (code {code})"
+
+
+def _child_main(conn: Connection, payload: dict[str, Any], data_dir: str, delay_s: float) -> None:
+    for name in list(os.environ):
+        if name not in _CHILD_ENV:
+            del os.environ[name]
+    # Imported here: the parent never needs the engine, and the forkserver has it loaded.
+    import engine
+    from algotcha import schemas
+    from algotcha.errors import ValidationError
+
+    last = -1
+
+    def on_progress(value: int) -> None:
+        nonlocal last
+        if value != last:
+            conn.send(("progress", value))
+            last = value
+
+    try:
+        time.sleep(delay_s)
+        request = schemas.parse_payload(payload)
+        store = engine.BarStore(Path(data_dir))
+        request = engine.check(request, store)
+        bars = store.load(request.symbol, request.timeframe, request.start, request.end)
+        result = engine.run(request, bars, on_progress=on_progress)
+        conn.send(("result", result.as_dict()))
+    except engine.EngineError as exc:
+        conn.send(("rejected", str(exc)))
+    except ValidationError as exc:
+        conn.send(("rejected", exc.detail))
+    except Exception as exc:
+        logger.exception("event=backtest_crashed")
+        conn.send(("crashed", f"internal error in the backtest engine ({type(exc).__name__})"))
+    finally:
+        conn.close()

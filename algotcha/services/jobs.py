@@ -1,0 +1,240 @@
+"""Backtest job use cases: submit, read, cancel, and the worker's claim/progress/finish."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import dramatiq
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from algotcha import queues
+from algotcha.config import Settings
+from algotcha.db import jobs as job_db
+from algotcha.db import users as user_db
+from algotcha.db import workers as worker_db
+from algotcha.db.jobs import JobRow
+from algotcha.db.pool import transaction
+from algotcha.errors import ConflictError, NotFoundError, QueueLimitError, UnavailableError
+from algotcha.services import estimates
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    """A job with where it stands: queuePosition and estimatedWait of API.md."""
+
+    job: JobRow
+    position: int | None
+    wait_minutes: int | None
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    counts: job_db.StatusCounts
+    workers: int
+    wait_minutes: int
+
+
+def submit(
+    pool: ConnectionPool,
+    broker: dramatiq.Broker,
+    settings: Settings,
+    *,
+    user_id: int,
+    strategy_name: str,
+    payload: dict[str, Any],
+    notify_via: str | None,
+) -> QueuedJob:
+    """Store the job, then publish its wake-up; the row is the truth, the message a nudge.
+
+    Without notify_via the user's profile choice applies.
+    """
+    with transaction(pool) as conn:
+        job_db.lock_user_queue(conn, user_id)
+        if notify_via is None:
+            user = user_db.select_user(conn, user_id)
+            notify_via = user.notify_via if user else "none"
+        if job_db.count_queued_for_user(conn, user_id) >= settings.max_queued_per_user:
+            raise QueueLimitError(
+                f"you already have {settings.max_queued_per_user} backtests queued; "
+                "wait for one to start or cancel one",
+                retry_after_s=60,
+            )
+        job = job_db.insert_job(
+            conn,
+            user_id=user_id,
+            strategy_name=strategy_name,
+            payload=payload,
+            notify_via=notify_via,
+        )
+    try:
+        queues.publish(broker, queues.RUN_BACKTEST, job.id)
+    except UnavailableError:
+        _withdraw(pool, job.id)
+        raise
+    with transaction(pool) as conn:
+        job_db.update_job_published(conn, [job.id])
+    logger.info("event=job_submitted job=%s user=%s", job.id, user_id)
+    return locate(pool, settings, job)
+
+
+def _withdraw(pool: ConnectionPool, job_id: int) -> None:
+    """Undo a submit whose message could not be sent, so a 503 leaves nothing behind.
+
+    If the database is gone too, the row stays unpublished and the sweeper sends it later.
+    """
+    try:
+        with transaction(pool) as conn:
+            job_db.delete_unpublished_job(conn, job_id)
+    except UnavailableError:
+        logger.error("event=withdraw_failed job=%s (the sweeper will publish it)", job_id)
+
+
+def locate(pool: ConnectionPool, settings: Settings, job: JobRow) -> QueuedJob:
+    """Attach the live queue position and wait estimate to a job row."""
+    if job.status != "queued":
+        return _place(job, 0, None)
+    with transaction(pool) as conn:
+        ahead = job_db.count_queued_ahead(conn, job)
+        snapshot = _snapshot(conn, settings)
+    return _place(job, ahead, snapshot)
+
+
+def _place(job: JobRow, ahead: int, snapshot: estimates.QueueSnapshot | None) -> QueuedJob:
+    if job.status == "processing":
+        return QueuedJob(job, 0, 0)
+    if job.status != "queued" or snapshot is None:
+        return QueuedJob(job, None, None)
+    return QueuedJob(job, ahead + 1, estimates.minutes(estimates.wait_s(ahead, snapshot)))
+
+
+def _snapshot(conn: psycopg.Connection, settings: Settings) -> estimates.QueueSnapshot:
+    return estimates.QueueSnapshot(
+        running=[(r.elapsed_s, r.progress) for r in job_db.select_running_jobs(conn)],
+        mean_duration_s=job_db.select_recent_duration_s(conn, sample=estimates.DURATION_SAMPLE),
+        workers=worker_db.count_live_workers(conn, stale_after_s=settings.stale_after_s),
+    )
+
+
+def get_for_user(pool: ConnectionPool, settings: Settings, user_id: int, job_id: int) -> QueuedJob:
+    with transaction(pool) as conn:
+        job = job_db.select_job_for_user(conn, job_id, user_id)
+    if job is None:
+        raise NotFoundError(f"no backtest {job_id}")
+    return locate(pool, settings, job)
+
+
+def list_for_user(
+    pool: ConnectionPool, settings: Settings, user_id: int, *, limit: int, before: int | None
+) -> list[QueuedJob]:
+    with transaction(pool) as conn:
+        rows = job_db.select_jobs_for_user(conn, user_id, limit=limit, before=before)
+        queued = [r for r in rows if r.status == "queued"]
+        snapshot = _snapshot(conn, settings) if queued else None
+        ahead = {r.id: job_db.count_queued_ahead(conn, r) for r in queued}
+    return [_place(r, ahead.get(r.id, 0), snapshot) for r in rows]
+
+
+def cancel(pool: ConnectionPool, user_id: int, job_id: int) -> JobRow:
+    """Cancel a queued job now; ask the worker to stop a processing one at its next step."""
+    with transaction(pool) as conn:
+        job = job_db.update_job_cancel(conn, job_id, user_id)
+        if job is None:
+            existing = job_db.select_job_for_user(conn, job_id, user_id)
+    if job is not None:
+        logger.info("event=job_cancel_requested job=%s status=%s", job_id, job.status)
+        return job
+    if existing is None:
+        raise NotFoundError(f"no backtest {job_id}")
+    raise ConflictError(f"backtest {job_id} is already {existing.status}")
+
+
+def stats(pool: ConnectionPool, settings: Settings) -> QueueStats:
+    with transaction(pool) as conn:
+        counts = job_db.count_jobs_by_status(conn)
+        snapshot = _snapshot(conn, settings)
+    wait = estimates.wait_s(counts.queued, snapshot)
+    return QueueStats(counts, snapshot.workers, estimates.minutes(wait))
+
+
+# --- the worker's side -------------------------------------------------------------------
+
+
+def claim(pool: ConnectionPool, job_id: int, worker_id: str) -> JobRow | None:
+    """Take a queued job for this worker; None for a duplicate or stale message."""
+    with transaction(pool) as conn:
+        job = job_db.claim_job(conn, job_id, worker_id)
+    if job is None:
+        logger.info("event=job_claim_skipped job=%s worker=%s", job_id, worker_id)
+    else:
+        logger.info("event=job_claimed job=%s worker=%s attempt=%s", job_id, worker_id, job.attempt)
+    return job
+
+
+def record_progress(pool: ConnectionPool, job_id: int, worker_id: str, progress: int) -> bool:
+    """Write progress and a heartbeat; True when the job should stop (cancelled or taken away)."""
+    with transaction(pool) as conn:
+        cancel_requested = job_db.update_job_progress(conn, job_id, worker_id, progress)
+        worker_db.update_worker_heartbeat(conn, worker_id)
+    return cancel_requested is None or cancel_requested
+
+
+def complete(
+    pool: ConnectionPool, job_id: int, worker_id: str, result: dict[str, Any]
+) -> JobRow | None:
+    with transaction(pool) as conn:
+        job = job_db.update_job_finished(conn, job_id, worker_id, status="completed", result=result)
+    logger.info("event=job_completed job=%s stored=%s", job_id, job is not None)
+    return job
+
+
+def fail(pool: ConnectionPool, job_id: int, worker_id: str, error: str) -> JobRow | None:
+    with transaction(pool) as conn:
+        job = job_db.update_job_finished(conn, job_id, worker_id, status="failed", error=error)
+    logger.info("event=job_failed job=%s error=%r", job_id, error[:200])
+    return job
+
+
+def finish_cancelled(pool: ConnectionPool, job_id: int, worker_id: str) -> JobRow | None:
+    with transaction(pool) as conn:
+        job = job_db.update_job_finished(conn, job_id, worker_id, status="cancelled")
+    logger.info("event=job_cancelled job=%s", job_id)
+    return job
+
+
+def release(pool: ConnectionPool, job_id: int, worker_id: str) -> JobRow | None:
+    """Hand a job back to the queue because this worker is shutting down (not the job's fault)."""
+    with transaction(pool) as conn:
+        job = job_db.update_job_released(conn, job_id, worker_id)
+    logger.info("event=job_released job=%s worker=%s", job_id, worker_id)
+    return job
+
+
+def recover_stale(pool: ConnectionPool, settings: Settings) -> list[JobRow]:
+    """Settle processing jobs whose worker stopped sending heartbeats."""
+    with transaction(pool) as conn:
+        ids = job_db.select_stale_job_ids(conn, stale_after_s=settings.stale_after_s)
+        return _requeue(conn, ids, settings)
+
+
+def recover_from(pool: ConnectionPool, worker_ids: list[str], settings: Settings) -> list[JobRow]:
+    """Settle the processing jobs of workers known to be dead."""
+    with transaction(pool) as conn:
+        ids = job_db.select_job_ids_of_workers(conn, worker_ids)
+        return _requeue(conn, ids, settings)
+
+
+def _requeue(conn: psycopg.Connection, job_ids: list[int], settings: Settings) -> list[JobRow]:
+    settled = []
+    for job_id in job_ids:
+        job = job_db.update_job_requeue(conn, job_id, max_attempts=settings.max_attempts)
+        if job is not None:
+            logger.warning(
+                "event=job_recovered job=%s status=%s attempt=%s", job.id, job.status, job.attempt
+            )
+            settled.append(job)
+    return settled

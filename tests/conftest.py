@@ -1,0 +1,7 @@
+"""Loads the fixture plugins; fixtures live in tests/fixtures/."""
+
+pytest_plugins = [
+    "tests.fixtures.services",
+    "tests.fixtures.app",
+    "tests.fixtures.worker",
+]

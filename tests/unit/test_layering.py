@@ -1,0 +1,36 @@
+"""The direction of imports between the four packages (STYLE.md §1)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+OURS = {"algotcha", "actors", "engine", "monitoring"}
+ALLOWED = {
+    "engine": set(),
+    "monitoring": set(),
+    "algotcha": {"engine", "monitoring"},
+    "actors": {"algotcha", "engine", "monitoring"},
+}
+
+
+def imported_packages(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found & OURS
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_package_imports_only_what_the_layering_allows(package: str) -> None:
+    for path in sorted((ROOT / package).rglob("*.py")):
+        if path.name == "cli.py" and package == "algotcha":
+            continue  # the CLI starts workers, so it may import actors
+        wrong = imported_packages(path) - ALLOWED[package] - {package}
+        assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
