@@ -1,4 +1,4 @@
-"""run_backtest(job_id): claim, run the engine in a child process, store the outcome."""
+"""run_backtest(job_id): woken by a submit, runs the job at the head of the queue to its end."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def run_backtest(job_id: int) -> None:
     job = jobs.claim(rt.pool, job_id, rt.worker_id)
     if job is None:
         return
-    ticker = progress.Ticker(rt.pool, job_id, rt.worker_id)
+    ticker = progress.Ticker(rt.pool, job.id, rt.worker_id)
     outcome = execution.run(
         job.payload,
         rt.settings.data_dir,
@@ -39,4 +39,4 @@ def run_backtest(job_id: int) -> None:
         on_tick=ticker.tick,
         delay_s=rt.settings.debug_backtest_delay_s,
     )
-    progress.settle(rt, job_id, outcome, ticker)
+    progress.settle(rt, job.id, outcome, ticker)

@@ -143,14 +143,21 @@ def select_active_jobs_for_user(conn: psycopg.Connection, user_id: int) -> list[
 
 
 def count_queued_ahead(conn: psycopg.Connection, job: JobRow) -> int:
-    """Queued jobs that start before this one: (priority DESC, created_at, id)."""
+    """Queued jobs that start before this one, in queue order (priority DESC, id).
+
+    Whole blocks ahead come from queue_block; only this job's own block is counted row
+    by row (see the migration).
+    """
     row = conn.execute(
         """
-        SELECT count(*) FROM backtest_job
-        WHERE status = 'queued'
-          AND ((-priority), created_at, id) < (%(neg_priority)s, %(created_at)s, %(id)s)
+        SELECT
+            (SELECT COALESCE(sum(queued), 0) FROM queue_block
+             WHERE (neg_priority, block) < (%(neg_priority)s, %(id)s / 1024))
+          + (SELECT count(*) FROM backtest_job
+             WHERE status = 'queued' AND -priority = %(neg_priority)s
+               AND id >= %(id)s / 1024 * 1024 AND id < %(id)s)
         """,
-        {"neg_priority": -job.priority, "created_at": job.created_at, "id": job.id},
+        {"neg_priority": -job.priority, "id": job.id},
     ).fetchone()
     assert row is not None
     return int(row[0])
@@ -193,18 +200,23 @@ def select_recent_duration_s(conn: psycopg.Connection, *, sample: int) -> float 
     return None if row is None or row[0] is None else float(row[0])
 
 
-def claim_job(conn: psycopg.Connection, job_id: int, worker_id: str) -> JobRow | None:
-    """Move a queued job to processing; None when it was not queued (a duplicate message)."""
+def claim_next_job(conn: psycopg.Connection, worker_id: str) -> JobRow | None:
+    """Move the head of the queue to processing; None when nothing is queued.
+
+    Workers that race skip each other's locked row, so no job is claimed twice.
+    """
     cur = conn.cursor(row_factory=class_row(JobRow))
     return cur.execute(
         """
         UPDATE backtest_job
         SET status = 'processing', attempt = attempt + 1, worker_id = %(worker_id)s,
             started_at = now(), heartbeat_at = now()
-        WHERE id = %(id)s AND status = 'queued'
+        WHERE id = (SELECT id FROM backtest_job WHERE status = 'queued'
+                    ORDER BY (-priority), id LIMIT 1 FOR UPDATE SKIP LOCKED)
+          AND status = 'queued'
         RETURNING *
         """,
-        {"id": job_id, "worker_id": worker_id},
+        {"worker_id": worker_id},
     ).fetchone()
 
 

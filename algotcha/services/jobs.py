@@ -164,14 +164,26 @@ def stats(pool: ConnectionPool, settings: Settings) -> QueueStats:
 # --- the worker's side -------------------------------------------------------------------
 
 
-def claim(pool: ConnectionPool, job_id: int, worker_id: str) -> JobRow | None:
-    """Take a queued job for this worker; None for a duplicate or stale message."""
+def claim(pool: ConnectionPool, woken_by: int, worker_id: str) -> JobRow | None:
+    """Take the job at the head of the queue; None when a message finds the queue empty.
+
+    A message is a wake-up, not an assignment: the worker takes whichever job is first in
+    line, so the order users are shown is the order jobs start, even for a job that went
+    back to the queue after its worker died. Every queued job has at least one message
+    on its way, so none is left behind; a duplicate or stale message claims nothing.
+    """
     with transaction(pool) as conn:
-        job = job_db.claim_job(conn, job_id, worker_id)
+        job = job_db.claim_next_job(conn, worker_id)
     if job is None:
-        logger.info("event=job_claim_skipped job=%s worker=%s", job_id, worker_id)
+        logger.info("event=job_claim_empty woken_by=%s worker=%s", woken_by, worker_id)
     else:
-        logger.info("event=job_claimed job=%s worker=%s attempt=%s", job_id, worker_id, job.attempt)
+        logger.info(
+            "event=job_claimed job=%s worker=%s attempt=%s woken_by=%s",
+            job.id,
+            worker_id,
+            job.attempt,
+            woken_by,
+        )
     return job
 
 

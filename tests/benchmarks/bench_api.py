@@ -151,7 +151,8 @@ def bench_submit(stack: Stack, tokens: list[str], seconds: int) -> list[dict[str
         row("POST /api/backtest/queue p50", p50, "ms", "-", True),
         row("POST /api/backtest/queue p99", p99, "ms", "< 50", p99 < 50),
         row("POST /api/backtest/queue errors", errors, "responses", "0", errors == 0),
-        row("jobs stored / requests", stored / max(total, 1), "ratio", "1.0", stored == total),
+        # wrk stops counting with requests still in flight: those may be stored too
+        row("jobs stored / requests", stored / max(total, 1), "ratio", "1.0", 0 <= stored - total <= 32),
     ]
 
 

@@ -44,9 +44,10 @@ CREATE TABLE backtest_job (
     error            text,
     result           jsonb
 );
--- Queue order is (priority DESC, created_at, id); the negated priority lets one
--- row comparison walk this index for a queue position.
-CREATE INDEX backtest_job_queue_order ON backtest_job ((-priority), created_at, id)
+-- Queue order is (priority DESC, id): ids come from one sequence in creation order, so
+-- they order jobs by creation time without ties. The negated priority lets one row
+-- comparison walk this index.
+CREATE INDEX backtest_job_queue_order ON backtest_job ((-priority), id)
     WHERE status = 'queued';
 CREATE INDEX backtest_job_processing ON backtest_job (heartbeat_at) WHERE status = 'processing';
 CREATE INDEX backtest_job_unpublished ON backtest_job (created_at)
@@ -55,6 +56,37 @@ CREATE INDEX backtest_job_user ON backtest_job (user_id, id DESC);
 CREATE INDEX backtest_job_finished ON backtest_job (completed_at DESC)
     WHERE status = 'completed';
 CREATE INDEX backtest_job_created ON backtest_job (created_at DESC);
+
+-- Queued jobs counted per block of 1024 consecutive ids (per priority), kept by a
+-- trigger in the same transaction as the status change. A queue position is then the
+-- sum over the blocks ahead plus a count inside one block: a few hundred rows read
+-- instead of one index entry per job ahead (100,000 of them at worst).
+CREATE TABLE queue_block (
+    neg_priority integer NOT NULL,
+    block        bigint  NOT NULL,
+    queued       integer NOT NULL,
+    PRIMARY KEY (neg_priority, block)
+);
+
+CREATE FUNCTION count_queue_block() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.status = 'queued'
+       AND (TG_OP = 'DELETE' OR NEW.status <> 'queued') THEN
+        UPDATE queue_block SET queued = queued - 1
+        WHERE neg_priority = -OLD.priority AND block = OLD.id / 1024;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.status = 'queued'
+       AND (TG_OP = 'INSERT' OR OLD.status <> 'queued') THEN
+        INSERT INTO queue_block (neg_priority, block, queued)
+        VALUES (-NEW.priority, NEW.id / 1024, 1)
+        ON CONFLICT (neg_priority, block) DO UPDATE SET queued = queue_block.queued + 1;
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER backtest_job_queue_block
+    AFTER INSERT OR DELETE OR UPDATE OF status ON backtest_job
+    FOR EACH ROW EXECUTE FUNCTION count_queue_block();
 
 CREATE TABLE notification_delivery (
     job_id      bigint      NOT NULL REFERENCES backtest_job (id) ON DELETE CASCADE,
