@@ -45,15 +45,13 @@ def settle(
     match outcome:
         case execution.Finished(result):
             jobs.complete(rt.pool, job_id, rt.worker_id, result)
-        case execution.Rejected(message) | execution.Crashed(message):
+        case execution.Rejected(message):
             jobs.fail(rt.pool, job_id, rt.worker_id, message)
+        case execution.Crashed(message):
+            jobs.fail(rt.pool, job_id, rt.worker_id, message, outcome="crashed")
         case execution.TimedOut(limit_s):
-            jobs.fail(
-                rt.pool,
-                job_id,
-                rt.worker_id,
-                f"the backtest ran over the time limit of {limit_s:g} s and was stopped",
-            )
+            message = f"the backtest ran over the time limit of {limit_s:g} s and was stopped"
+            jobs.fail(rt.pool, job_id, rt.worker_id, message, outcome="timed_out")
         case execution.Stopped() if ticker.cancelled:
             jobs.finish_cancelled(rt.pool, job_id, rt.worker_id)
         case execution.Stopped():

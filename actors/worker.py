@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -14,6 +15,8 @@ from algotcha import queues
 from algotcha.config import Settings
 from algotcha.db import pool as db_pool
 from algotcha.services import execution, jobs, outbox, workers
+from monitoring import exporter
+from monitoring.collector import QueueCollector
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +38,13 @@ def serve(settings: Settings) -> int:
         jobs.recover_from(pool, dead, settings)
     outbox.publish_pending(pool, rt.broker, grace_s=outbox.PUBLISH_GRACE_S)
 
+    collector = QueueCollector(functools.partial(jobs.queue_sample, pool, settings))
+    server, _ = exporter.start_http_exporter(
+        exporter.registry(settings.metrics_multiproc_dir),
+        settings.metrics_host,
+        settings.metrics_port,
+        collector,
+    )
     heartbeat = workers.Heartbeat(pool, rt.worker_id, settings.heartbeat_interval_s)
     sweeper = outbox.Sweeper(pool, rt.broker, settings)
     worker = dramatiq.Worker(rt.broker, queues={queues.BACKTEST_QUEUE}, worker_threads=1)
@@ -59,5 +69,7 @@ def serve(settings: Settings) -> int:
     rt.broker.emit_before("process_stop")
     rt.broker.close()
     workers.deregister(pool, rt.worker_id)
+    server.shutdown()
+    server.server_close()
     pool.close()
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,7 +19,9 @@ from algotcha.config import Settings
 from algotcha.db import pool as db_pool
 from algotcha.errors import AlgotchaError
 from algotcha.routes import auth, datasets, events, me, ops, queue
-from algotcha.services import outbox
+from algotcha.services import jobs, outbox
+from monitoring import exporter
+from monitoring.collector import QueueCollector
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ def create_app(
         pool.open(wait=False)
         the_broker = broker or _rabbitmq(settings)
         sweeper = outbox.Sweeper(pool, the_broker, settings)
+        collector = QueueCollector(functools.partial(jobs.queue_sample, pool, settings))
         if sweep:
             sweeper.start()
         logger.info("event=api_started")
@@ -51,6 +55,8 @@ def create_app(
                 "pool": pool,
                 "broker": the_broker,
                 "store": engine.BarStore(settings.data_dir),
+                "collector": collector,
+                "registry": exporter.registry(settings.metrics_multiproc_dir),
             }
         finally:
             if sweep:
@@ -68,7 +74,9 @@ def create_app(
             *ops.routes,
         ],
         middleware=[
-            Middleware(problems.BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+            # First, so that what the body limit refuses is counted too.
+            Middleware(exporter.HTTPMetricsMiddleware),
+            Middleware(problems.BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
         ],
         exception_handlers={
             AlgotchaError: problems.handle,

@@ -170,10 +170,10 @@ def _data_import(args: argparse.Namespace, settings: Settings) -> int:
     import pandas as pd
 
     import engine
-    from engine import csvimport
+    from engine.csvimport import read_csv
 
     try:
-        frames = [csvimport.read_csv(path) for path in args.files]
+        frames = [read_csv(path) for path in args.files]
         info = engine.BarStore(settings.data_dir).write(args.symbol, pd.concat(frames).sort_index())
     except engine.EngineError as exc:
         print(f"algotcha: {exc}", file=sys.stderr)
@@ -185,10 +185,10 @@ def _data_import(args: argparse.Namespace, settings: Settings) -> int:
 
 def _data_synth(args: argparse.Namespace, settings: Settings) -> int:
     import engine
-    from engine import synth
+    from engine.synth import synth_bars
 
     start = datetime.fromisoformat(args.start).astimezone(UTC)
-    bars = synth.synth_bars(start, args.days * 24 * 60, seed=args.seed)
+    bars = synth_bars(start, args.days * 24 * 60, seed=args.seed)
     info = engine.BarStore(settings.data_dir).write(args.symbol, bars)
     print(f"{info.symbol}: {info.bars} synthetic bars (seed {args.seed}), not market data")
     return EXIT_OK

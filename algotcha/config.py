@@ -37,6 +37,9 @@ class Settings:
     db_timeout_s: float = 5.0
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9191
+    # Set (by the deployment) when one API runs as several processes; prometheus_client
+    # reads the same variable itself, this copy tells the exporter to aggregate.
+    metrics_multiproc_dir: str | None = None
     log_level: str = "INFO"
     # Fault injection for tests and drills: the backtest child sleeps this long first, so a
     # job can be caught mid-run (killed, cancelled, timed out). Zero in production.
@@ -117,6 +120,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         db_timeout_s=get("DB_TIMEOUT_SECONDS", _positive_float, defaults.db_timeout_s),
         metrics_host=get("METRICS_HOST", str, defaults.metrics_host),
         metrics_port=get("METRICS_PORT", _port, defaults.metrics_port),
+        metrics_multiproc_dir=environ.get("PROMETHEUS_MULTIPROC_DIR") or None,
         log_level=get("LOG_LEVEL", _log_level, defaults.log_level),
         debug_backtest_delay_s=get("DEBUG_BACKTEST_DELAY_SECONDS", float, 0.0),
     )

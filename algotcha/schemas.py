@@ -173,7 +173,7 @@ def parse_payload(obj: Any, path: str = "payload") -> engine.BacktestRequest:
     errors: list[FieldError] = []
     r = _Reader(obj, path, errors)
     rule = _optional(_text(2000))
-    fields = {
+    fields: dict[str, Any] = {
         "strategy_name": r.take("strategyName", _text(100, min_len=1)),
         "symbol": r.take("symbol", _text(30, min_len=1)),
         "timeframe": r.take("timeframe", _choice(*engine.TIMEFRAMES)),

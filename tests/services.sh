@@ -40,4 +40,6 @@ if ! port_open 5672; then
   wait_port 5672
   rabbitmqctl await_startup >/dev/null
 fi
+# promtool checks the Prometheus config and alert rules in tests/deploy.
+command -v promtool >/dev/null || apt_install --no-install-recommends prometheus
 log "PostgreSQL and RabbitMQ are up"

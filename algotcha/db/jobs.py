@@ -187,6 +187,17 @@ def select_running_jobs(conn: psycopg.Connection) -> list[RunningJob]:
     ).fetchall()
 
 
+def select_oldest_processing_s(conn: psycopg.Connection) -> float:
+    row = conn.execute(
+        """
+        SELECT COALESCE(extract(epoch FROM now() - min(started_at)), 0)::float8
+        FROM backtest_job WHERE status = 'processing'
+        """
+    ).fetchone()
+    assert row is not None
+    return float(row[0])
+
+
 def select_recent_duration_s(conn: psycopg.Connection, *, sample: int) -> float | None:
     """Mean run time of the most recent completed jobs, or None before the first."""
     row = conn.execute(

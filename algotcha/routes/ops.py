@@ -1,4 +1,4 @@
-"""Operations: liveness, readiness, and the OpenAPI document."""
+"""Operations: liveness, readiness, Prometheus metrics, and the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from starlette.routing import BaseRoute, Route
 
 from algotcha import openapi
 from algotcha.services import health
+from monitoring import exporter
 
 
 async def healthz(request: Request) -> Response:
@@ -25,6 +26,11 @@ async def readyz(request: Request) -> Response:
     )
 
 
+async def metrics(request: Request) -> Response:
+    state = request.state
+    return await exporter.metrics_response(request, state.registry, state.collector)
+
+
 async def spec(request: Request) -> Response:
     return JSONResponse(openapi.document(str(request.base_url).rstrip("/")))
 
@@ -32,5 +38,6 @@ async def spec(request: Request) -> Response:
 routes: list[BaseRoute] = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
     Route("/openapi.json", spec, methods=["GET"]),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,8 @@ from algotcha.db.jobs import JobRow
 from algotcha.db.pool import transaction
 from algotcha.errors import ConflictError, NotFoundError, QueueLimitError, UnavailableError
 from algotcha.services import estimates
+from monitoring import metrics
+from monitoring.collector import QueueSample
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +156,20 @@ def cancel(pool: ConnectionPool, user_id: int, job_id: int) -> JobRow:
     raise ConflictError(f"backtest {job_id} is already {existing.status}")
 
 
+def queue_sample(pool: ConnectionPool, settings: Settings) -> QueueSample:
+    """The queue gauges of /metrics, from the database (every process reports the same)."""
+    with transaction(pool) as conn:
+        counts = job_db.count_jobs_by_status(conn)
+        snapshot = _snapshot(conn, settings)
+        oldest = job_db.select_oldest_processing_s(conn)
+    return QueueSample(
+        jobs_by_status=dataclasses.asdict(counts),
+        estimated_wait_s=estimates.wait_s(counts.queued, snapshot),
+        workers_online=snapshot.workers,
+        oldest_processing_s=oldest,
+    )
+
+
 def stats(pool: ConnectionPool, settings: Settings) -> QueueStats:
     with transaction(pool) as conn:
         counts = job_db.count_jobs_by_status(conn)
@@ -177,6 +194,8 @@ def claim(pool: ConnectionPool, woken_by: int, worker_id: str) -> JobRow | None:
     if job is None:
         logger.info("event=job_claim_empty woken_by=%s worker=%s", woken_by, worker_id)
     else:
+        assert job.started_at is not None
+        metrics.BACKTEST_WAIT.observe((job.started_at - job.created_at).total_seconds())
         logger.info(
             "event=job_claimed job=%s worker=%s attempt=%s woken_by=%s",
             job.id,
@@ -201,20 +220,30 @@ def complete(
     with transaction(pool) as conn:
         job = job_db.update_job_finished(conn, job_id, worker_id, status="completed", result=result)
     logger.info("event=job_completed job=%s stored=%s", job_id, job is not None)
-    return job
+    return _observe(job, "completed")
 
 
-def fail(pool: ConnectionPool, job_id: int, worker_id: str, error: str) -> JobRow | None:
+def fail(
+    pool: ConnectionPool, job_id: int, worker_id: str, error: str, *, outcome: str = "failed"
+) -> JobRow | None:
+    """Store a failure; `outcome` tells the metrics why (failed, timed_out, crashed)."""
     with transaction(pool) as conn:
         job = job_db.update_job_finished(conn, job_id, worker_id, status="failed", error=error)
-    logger.info("event=job_failed job=%s error=%r", job_id, error[:200])
-    return job
+    logger.info("event=job_failed job=%s outcome=%s error=%r", job_id, outcome, error[:200])
+    return _observe(job, outcome)
 
 
 def finish_cancelled(pool: ConnectionPool, job_id: int, worker_id: str) -> JobRow | None:
     with transaction(pool) as conn:
         job = job_db.update_job_finished(conn, job_id, worker_id, status="cancelled")
     logger.info("event=job_cancelled job=%s", job_id)
+    return _observe(job, "cancelled")
+
+
+def _observe(job: JobRow | None, outcome: str) -> JobRow | None:
+    if job is not None and job.started_at and job.completed_at:
+        metrics.BACKTEST_DURATION.observe((job.completed_at - job.started_at).total_seconds())
+        metrics.BACKTESTS.labels(outcome).inc()
     return job
 
 
@@ -223,6 +252,8 @@ def release(pool: ConnectionPool, job_id: int, worker_id: str) -> JobRow | None:
     with transaction(pool) as conn:
         job = job_db.update_job_released(conn, job_id, worker_id)
     logger.info("event=job_released job=%s worker=%s", job_id, worker_id)
+    if job is not None:
+        metrics.BACKTESTS.labels("requeued").inc()
     return job
 
 
@@ -248,5 +279,6 @@ def _requeue(conn: psycopg.Connection, job_ids: list[int], settings: Settings) -
             logger.warning(
                 "event=job_recovered job=%s status=%s attempt=%s", job.id, job.status, job.attempt
             )
+            metrics.BACKTESTS.labels("requeued" if job.status == "queued" else "crashed").inc()
             settled.append(job)
     return settled

@@ -77,6 +77,7 @@ class Stack:
             "HEARTBEAT_INTERVAL_SECONDS": "0.2",
             "STALE_AFTER_SECONDS": "5",
             "LOG_LEVEL": "WARNING",
+            "METRICS_PORT": str(free_port()),
         }
         self.processes: list[subprocess.Popen[bytes]] = []
         self.start("api", "--port", str(self.port))
@@ -152,7 +153,13 @@ def bench_submit(stack: Stack, tokens: list[str], seconds: int) -> list[dict[str
         row("POST /api/backtest/queue p99", p99, "ms", "< 50", p99 < 50),
         row("POST /api/backtest/queue errors", errors, "responses", "0", errors == 0),
         # wrk stops counting with requests still in flight: those may be stored too
-        row("jobs stored / requests", stored / max(total, 1), "ratio", "1.0", 0 <= stored - total <= 32),
+        row(
+            "jobs stored / requests",
+            stored / max(total, 1),
+            "ratio",
+            "1.0",
+            0 <= stored - total <= 32,
+        ),
     ]
 
 

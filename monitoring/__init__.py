@@ -1,0 +1,1 @@
+"""Prometheus metrics, the queue collector and exporters; Grafana and Prometheus configuration."""
