@@ -1,4 +1,4 @@
-"""The backtest worker process: one Dramatiq consumer thread, prefetch one, clean shutdown."""
+"""The backtest worker: one Dramatiq consumer thread, prefetch one, clean shutdown."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import signal
 import threading
 
 import dramatiq
+from psycopg_pool import ConnectionPool
 
 from actors import broker as actor_broker
 from actors import progress
@@ -20,24 +21,62 @@ from monitoring.collector import QueueCollector
 
 logger = logging.getLogger(__name__)
 
-# How long SIGTERM waits for the running backtest to be handed back before exiting.
+# How long a stop waits for the running backtest to be handed back.
 SHUTDOWN_TIMEOUT_MS = 30_000
 
 
+class BacktestWorker:
+    """The consumer of the backtest queue with its heartbeat and sweeper threads."""
+
+    def __init__(
+        self, settings: Settings, pool: ConnectionPool, broker: dramatiq.Broker | None = None
+    ) -> None:
+        self.settings, self.pool = settings, pool
+        self.rt = actor_broker.setup(settings, pool, broker)
+        import actors.backtest  # noqa: F401  (binds run_backtest to this broker)
+
+        self.worker = dramatiq.Worker(
+            self.rt.broker, queues={queues.BACKTEST_QUEUE}, worker_threads=1
+        )
+        # One message in flight: a second would sit unacked here while RabbitMQ's "Ready"
+        # count and every other worker's chance at it suffer.
+        self.worker.queue_prefetch = 1
+        self.heartbeat: workers.Heartbeat | None = None
+        self.sweeper = outbox.Sweeper(pool, self.rt.broker, settings)
+
+    def start(self) -> None:
+        rt, pool = self.rt, self.pool
+        execution.warm_up()
+        rt.worker_id = workers.new_worker_id()
+        workers.register(pool, rt.worker_id)
+        dead = workers.dead_predecessors(pool, rt.worker_id)
+        if dead:
+            jobs.recover_from(pool, dead, self.settings)
+        outbox.publish_pending(pool, rt.broker, grace_s=outbox.PUBLISH_GRACE_S)
+        self.heartbeat = workers.Heartbeat(pool, rt.worker_id, self.settings.heartbeat_interval_s)
+        rt.broker.emit_after("process_boot")
+        self.heartbeat.start()
+        self.sweeper.start()
+        self.worker.start()
+        logger.info("event=worker_ready worker=%s queue=%s", rt.worker_id, queues.BACKTEST_QUEUE)
+
+    def stop(self) -> None:
+        """Hand the running backtest back to the queue and leave the worker table."""
+        logger.info("event=worker_stopping worker=%s", self.rt.worker_id)
+        progress.shutting_down.set()
+        self.worker.stop(timeout=SHUTDOWN_TIMEOUT_MS)
+        self.sweeper.stop()
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+        self.rt.broker.emit_before("process_stop")
+        workers.deregister(self.pool, self.rt.worker_id)
+
+
 def serve(settings: Settings) -> int:
+    """`algotcha worker`: run until SIGTERM or SIGINT."""
     pool = db_pool.create_pool(settings.require_database_url(), max_size=4, name="algotcha-worker")
     pool.open(wait=True, timeout=30)
-    rt = actor_broker.setup(settings, pool)
-    import actors.backtest  # noqa: F401  (binds run_backtest to this broker)
-
-    execution.warm_up()
-    rt.worker_id = workers.new_worker_id()
-    workers.register(pool, rt.worker_id)
-    dead = workers.dead_predecessors(pool, rt.worker_id)
-    if dead:
-        jobs.recover_from(pool, dead, settings)
-    outbox.publish_pending(pool, rt.broker, grace_s=outbox.PUBLISH_GRACE_S)
-
+    backtests = BacktestWorker(settings, pool)
     collector = QueueCollector(functools.partial(jobs.queue_sample, pool, settings))
     server, _ = exporter.start_http_exporter(
         exporter.registry(settings.metrics_multiproc_dir),
@@ -45,30 +84,13 @@ def serve(settings: Settings) -> int:
         settings.metrics_port,
         collector,
     )
-    heartbeat = workers.Heartbeat(pool, rt.worker_id, settings.heartbeat_interval_s)
-    sweeper = outbox.Sweeper(pool, rt.broker, settings)
-    worker = dramatiq.Worker(rt.broker, queues={queues.BACKTEST_QUEUE}, worker_threads=1)
-    # One message in flight: a second would sit unacked here while RabbitMQ's "Ready"
-    # count and every other worker's chance at it suffer.
-    worker.queue_prefetch = 1
-    rt.broker.emit_after("process_boot")
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    heartbeat.start()
-    sweeper.start()
-    worker.start()
-    logger.info("event=worker_ready worker=%s queue=%s", rt.worker_id, queues.BACKTEST_QUEUE)
+    backtests.start()
     stop.wait()
-
-    logger.info("event=worker_stopping worker=%s", rt.worker_id)
-    progress.shutting_down.set()
-    worker.stop(timeout=SHUTDOWN_TIMEOUT_MS)
-    sweeper.stop()
-    heartbeat.stop()
-    rt.broker.emit_before("process_stop")
-    rt.broker.close()
-    workers.deregister(pool, rt.worker_id)
+    backtests.stop()
+    backtests.rt.broker.close()
     server.shutdown()
     server.server_close()
     pool.close()
