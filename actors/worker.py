@@ -68,7 +68,6 @@ class BacktestWorker:
         self.sweeper.stop()
         if self.heartbeat is not None:
             self.heartbeat.stop()
-        self.rt.broker.emit_before("process_stop")
         workers.deregister(self.pool, self.rt.worker_id)
 
 

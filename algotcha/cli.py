@@ -66,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--migrate", action="store_true", help="apply migrations first")
     worker.set_defaults(command=_worker)
 
+    up = sub.add_parser("up", help="everything in one process (embedded database if none is set)")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=8000)
+    up.add_argument("--var", type=Path, default=Path("var"), help="state directory (default ./var)")
+    up.set_defaults(command=_up)
+
     sub.add_parser("migrate", help="apply database migrations").set_defaults(command=_migrate)
 
     user = sub.add_parser("user", help="manage users").add_subparsers(
@@ -123,6 +129,12 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     if args.migrate:
         _migrate(args, settings)
     return worker.serve(settings)
+
+
+def _up(args: argparse.Namespace, settings: Settings) -> int:
+    from actors import allinone
+
+    return allinone.serve(settings, host=args.host, port=args.port, var_dir=args.var.resolve())
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:

@@ -27,7 +27,6 @@ class JobRow:
     attempt: int
     cancel_requested: bool
     worker_id: str | None
-    published_at: datetime | None
     heartbeat_at: datetime | None
     created_at: datetime
     started_at: datetime | None
@@ -95,11 +94,29 @@ def count_queued_for_user(conn: psycopg.Connection, user_id: int) -> int:
     return int(row[0])
 
 
-def update_job_published(conn: psycopg.Connection, job_ids: list[int]) -> None:
+def insert_outbox(conn: psycopg.Connection, job_ids: list[int]) -> None:
+    """Record that these jobs are owed a wake-up message."""
     conn.execute(
-        "UPDATE backtest_job SET published_at = now() WHERE id = ANY(%(ids)s)",
+        """
+        INSERT INTO job_outbox (job_id) SELECT unnest(%(ids)s::bigint[])
+        ON CONFLICT (job_id) DO NOTHING
+        """,
         {"ids": job_ids},
     )
+
+
+def insert_outbox_for_queued(conn: psycopg.Connection) -> None:
+    conn.execute(
+        """
+        INSERT INTO job_outbox (job_id, created_at)
+        SELECT id, '-infinity' FROM backtest_job WHERE status = 'queued'
+        ON CONFLICT (job_id) DO NOTHING
+        """
+    )
+
+
+def delete_outbox(conn: psycopg.Connection, job_ids: list[int]) -> None:
+    conn.execute("DELETE FROM job_outbox WHERE job_id = ANY(%(ids)s)", {"ids": job_ids})
 
 
 def select_job(conn: psycopg.Connection, job_id: int) -> JobRow | None:
@@ -293,13 +310,12 @@ def update_job_cancel(conn: psycopg.Connection, job_id: int, user_id: int) -> Jo
     ).fetchone()
 
 
-def select_unpublished_job_ids(conn: psycopg.Connection, *, older_than_s: float) -> list[int]:
+def select_outbox_job_ids(conn: psycopg.Connection, *, older_than_s: float) -> list[int]:
     rows = conn.execute(
         """
-        SELECT id FROM backtest_job
-        WHERE status = 'queued' AND published_at IS NULL
-          AND created_at < now() - make_interval(secs => %(age)s)
-        ORDER BY created_at
+        SELECT job_id FROM job_outbox
+        WHERE created_at < now() - make_interval(secs => %(age)s)
+        ORDER BY created_at, job_id
         LIMIT 1000
         """,
         {"age": older_than_s},
@@ -357,7 +373,7 @@ def update_job_requeue(
             completed_at = CASE
                 WHEN cancel_requested OR attempt >= %(max_attempts)s THEN now() ELSE NULL END,
             -- progress is kept: it never goes down, even across attempts
-            worker_id = NULL, started_at = NULL, heartbeat_at = NULL, published_at = NULL
+            worker_id = NULL, started_at = NULL, heartbeat_at = NULL
         WHERE id = %(id)s AND status = 'processing'
         RETURNING *
         """,
@@ -372,7 +388,7 @@ def update_job_released(conn: psycopg.Connection, job_id: int, worker_id: str) -
         """
         UPDATE backtest_job
         SET status = 'queued', attempt = GREATEST(attempt - 1, 0), worker_id = NULL,
-            started_at = NULL, heartbeat_at = NULL, published_at = NULL
+            started_at = NULL, heartbeat_at = NULL
         WHERE id = %(id)s AND status = 'processing' AND worker_id = %(worker_id)s
         RETURNING *
         """,
@@ -384,7 +400,8 @@ def delete_unpublished_job(conn: psycopg.Connection, job_id: int) -> None:
     conn.execute(
         """
         DELETE FROM backtest_job
-        WHERE id = %(id)s AND status = 'queued' AND published_at IS NULL
+        WHERE id = %(id)s AND status = 'queued'
+          AND EXISTS (SELECT 1 FROM job_outbox WHERE job_id = %(id)s)
         """,
         {"id": job_id},
     )

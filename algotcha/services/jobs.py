@@ -74,13 +74,14 @@ def submit(
             payload=payload,
             notify_via=notify_via,
         )
+        job_db.insert_outbox(conn, [job.id])
     try:
         queues.publish(broker, queues.RUN_BACKTEST, job.id)
     except UnavailableError:
         _withdraw(pool, job.id)
         raise
     with transaction(pool) as conn:
-        job_db.update_job_published(conn, [job.id])
+        job_db.delete_outbox(conn, [job.id])
     logger.info("event=job_submitted job=%s user=%s", job.id, user_id)
     return locate(pool, settings, job)
 
@@ -88,7 +89,7 @@ def submit(
 def _withdraw(pool: ConnectionPool, job_id: int) -> None:
     """Undo a submit whose message could not be sent, so a 503 leaves nothing behind.
 
-    If the database is gone too, the row stays unpublished and the sweeper sends it later.
+    If the database is gone too, the job stays in the outbox and the sweeper sends it later.
     """
     try:
         with transaction(pool) as conn:
@@ -251,6 +252,8 @@ def release(pool: ConnectionPool, job_id: int, worker_id: str) -> JobRow | None:
     """Hand a job back to the queue because this worker is shutting down (not the job's fault)."""
     with transaction(pool) as conn:
         job = job_db.update_job_released(conn, job_id, worker_id)
+        if job is not None:
+            job_db.insert_outbox(conn, [job.id])
     logger.info("event=job_released job=%s worker=%s", job_id, worker_id)
     if job is not None:
         metrics.BACKTESTS.labels("requeued").inc()
@@ -272,6 +275,7 @@ def recover_from(pool: ConnectionPool, worker_ids: list[str], settings: Settings
 
 
 def _requeue(conn: psycopg.Connection, job_ids: list[int], settings: Settings) -> list[JobRow]:
+    """Settle each job (see update_job_requeue); those queued again are owed a message."""
     settled = []
     for job_id in job_ids:
         job = job_db.update_job_requeue(conn, job_id, max_attempts=settings.max_attempts)
@@ -281,4 +285,5 @@ def _requeue(conn: psycopg.Connection, job_ids: list[int], settings: Settings) -
             )
             metrics.BACKTESTS.labels("requeued" if job.status == "queued" else "crashed").inc()
             settled.append(job)
+    job_db.insert_outbox(conn, [job.id for job in settled if job.status == "queued"])
     return settled

@@ -1,4 +1,4 @@
-"""Publish-after-commit: the sweeper that sends the wake-ups a crash kept from being sent."""
+"""The transactional outbox: wake-ups owed to queued jobs, and the sweeper that sends them."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ PUBLISH_GRACE_S = 5.0
 
 
 def publish_pending(pool: ConnectionPool, broker: dramatiq.Broker, *, grace_s: float) -> int:
-    """Publish queued jobs that were committed but never published; returns how many."""
+    """Send the wake-ups the outbox still owes (older than grace_s); returns how many."""
     with transaction(pool) as conn:
-        ids = job_db.select_unpublished_job_ids(conn, older_than_s=grace_s)
+        ids = job_db.select_outbox_job_ids(conn, older_than_s=grace_s)
     sent: list[int] = []
     try:
         for job_id in ids:
@@ -33,13 +33,19 @@ def publish_pending(pool: ConnectionPool, broker: dramatiq.Broker, *, grace_s: f
     finally:
         if sent:
             with transaction(pool) as conn:
-                job_db.update_job_published(conn, sent)
+                job_db.delete_outbox(conn, sent)
             logger.info("event=jobs_republished count=%s first=%s", len(sent), sent[0])
     return len(sent)
 
 
+def forget_published(pool: ConnectionPool) -> None:
+    """Owe every queued job a message again, for a broker that lost them (in-process)."""
+    with transaction(pool) as conn:
+        job_db.insert_outbox_for_queued(conn)
+
+
 def sweep(pool: ConnectionPool, broker: dramatiq.Broker, settings: Settings) -> int:
-    """One pass: return stale jobs to the queue, then publish every unpublished one."""
+    """One pass: return stale jobs to the queue, then send every wake-up still owed."""
     jobs.recover_stale(pool, settings)
     return publish_pending(pool, broker, grace_s=PUBLISH_GRACE_S)
 

@@ -177,8 +177,8 @@ def bench_position(stack: Stack, tokens: list[str], queued: int = 100_000) -> li
         ]  # type: ignore[index]
         conn.execute(
             """
-            INSERT INTO backtest_job (user_id, strategy_name, payload, notify_via, published_at)
-            SELECT u.id, 'filler', j.payload, 'none', now()
+            INSERT INTO backtest_job (user_id, strategy_name, payload, notify_via)
+            SELECT u.id, 'filler', j.payload, 'none'
             FROM generate_series(1, %s) g
             CROSS JOIN LATERAL (SELECT id FROM app_user ORDER BY id LIMIT 1) u
             CROSS JOIN LATERAL (SELECT payload FROM backtest_job LIMIT 1) j

@@ -150,22 +150,24 @@ def test_a_job_committed_but_never_published_is_swept(
     make_user: Any, start_worker: Any, db: psycopg.Connection
 ) -> None:
     user = make_user()
-    # What the API leaves behind if it dies between its commit and its publish.
-    job_id = db.execute(
-        """
-        INSERT INTO backtest_job (user_id, strategy_name, payload, notify_via, created_at)
-        SELECT %s, strategy_name, payload, 'none', now() - interval '1 minute'
-        FROM backtest_job WHERE id = %s
-        RETURNING id
-        """,
-        (user.id, user.submit().json()["queueId"]),
-    ).fetchone()[0]
+    # What the API leaves behind if it dies between its commit and its publish: the job
+    # and its outbox row, committed together, and no message.
+    with db.transaction():
+        job_id = db.execute(
+            """
+            INSERT INTO backtest_job (user_id, strategy_name, payload, notify_via)
+            SELECT %s, strategy_name, payload, 'none' FROM backtest_job WHERE id = %s
+            RETURNING id
+            """,
+            (user.id, user.submit().json()["queueId"]),
+        ).fetchone()[0]
+        db.execute(
+            "INSERT INTO job_outbox (job_id, created_at) VALUES (%s, now() - interval '1 minute')",
+            (job_id,),
+        )
     start_worker()
     wait_for(lambda: status_of(db, job_id) == "completed", what="the swept job")
-    published = db.execute(
-        "SELECT published_at FROM backtest_job WHERE id = %s", (job_id,)
-    ).fetchone()
-    assert published[0] is not None
+    assert db.execute("SELECT count(*) FROM job_outbox").fetchone() == (0,)
 
 
 def test_sigterm_mid_job_hands_it_back_and_it_completes(

@@ -36,7 +36,6 @@ CREATE TABLE backtest_job (
     attempt          integer     NOT NULL DEFAULT 0,
     cancel_requested boolean     NOT NULL DEFAULT false,
     worker_id        text        REFERENCES worker (id) ON DELETE SET NULL,
-    published_at     timestamptz,
     heartbeat_at     timestamptz,
     created_at       timestamptz NOT NULL DEFAULT now(),
     started_at       timestamptz,
@@ -50,12 +49,19 @@ CREATE TABLE backtest_job (
 CREATE INDEX backtest_job_queue_order ON backtest_job ((-priority), id)
     WHERE status = 'queued';
 CREATE INDEX backtest_job_processing ON backtest_job (heartbeat_at) WHERE status = 'processing';
-CREATE INDEX backtest_job_unpublished ON backtest_job (created_at)
-    WHERE status = 'queued' AND published_at IS NULL;
 CREATE INDEX backtest_job_user ON backtest_job (user_id, id DESC);
 CREATE INDEX backtest_job_finished ON backtest_job (completed_at DESC)
     WHERE status = 'completed';
 CREATE INDEX backtest_job_created ON backtest_job (created_at DESC);
+
+-- The transactional outbox: a row per wake-up message that is due but not yet confirmed
+-- by RabbitMQ, written in the transaction that makes a job queued and deleted once the
+-- message is sent. It is a table of its own so that publishing never locks the job row,
+-- which a worker claiming the head of the queue with SKIP LOCKED would otherwise pass over.
+CREATE TABLE job_outbox (
+    job_id     bigint      PRIMARY KEY REFERENCES backtest_job (id) ON DELETE CASCADE,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
 
 -- Queued jobs counted per block of 1024 consecutive ids (per priority), kept by a
 -- trigger in the same transaction as the status change. A queue position is then the

@@ -1,0 +1,39 @@
+"""An embedded PostgreSQL under ./var for `algotcha up` on a machine without one (pgserver)."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+class EmbeddedPostgres:
+    """A private PostgreSQL server whose data lives in `data_dir` and outlives the process."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._server: Any = None
+
+    def start(self) -> str:
+        """Start (or attach to) the server; returns its connection URL (a Unix socket)."""
+        import pgserver
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset, as under sudo or in containers
+            warnings.simplefilter("ignore")
+            # "stop": the server stops when this process lets go of it, at exit at the latest
+            self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        url: str = self._server.get_uri()
+        logger.info("event=embedded_postgres_started data_dir=%s", self.data_dir)
+        return url
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.cleanup()
+        self._server = None
+        logger.info("event=embedded_postgres_stopped")
