@@ -19,14 +19,14 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or attach to) the server; returns its connection URL (a Unix socket)."""
-        import pgserver
+        from pgserver.postgres_server import get_server
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset, as under sudo or in containers
             warnings.simplefilter("ignore")
             # "stop": the server stops when this process lets go of it, at exit at the latest
-            self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+            self._server = get_server(self.data_dir, cleanup_mode="stop")
         url: str = self._server.get_uri()
         logger.info("event=embedded_postgres_started data_dir=%s", self.data_dir)
         return url

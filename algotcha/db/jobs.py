@@ -35,11 +35,16 @@ class JobRow:
     result: dict[str, Any] | None
 
 
+
 @dataclass(frozen=True)
-class RunningJob:
-    id: int
-    elapsed_s: float
-    progress: int
+class QueueState:
+    """What a wait estimate needs, read in one statement."""
+
+    ahead: int  # queued jobs before the given one (all queued jobs when none is given)
+    running_elapsed_s: list[float]
+    running_progress: list[int]
+    mean_duration_s: float | None
+    workers: int
 
 
 @dataclass(frozen=True)
@@ -51,47 +56,52 @@ class StatusCounts:
     cancelled: int
 
 
-def insert_job(
+
+def insert_job_within_limit(
     conn: psycopg.Connection,
     *,
     user_id: int,
     strategy_name: str,
     payload: dict[str, Any],
-    notify_via: str,
-) -> JobRow:
+    notify_via: str | None,
+    limit: int,
+) -> JobRow | None:
+    """Queue a job with its outbox row unless the user already has `limit` queued.
+
+    Run it after lock_user_queue in the same transaction, so that the count it makes sees
+    every other submit of the same user. Without notify_via the profile's choice applies.
+    """
     cur = conn.cursor(row_factory=class_row(JobRow))
-    row = cur.execute(
+    return cur.execute(
         """
-        INSERT INTO backtest_job (user_id, strategy_name, payload, notify_via)
-        VALUES (%(user_id)s, %(strategy_name)s, %(payload)s, %(notify_via)s)
-        RETURNING *
+        WITH job AS (
+            INSERT INTO backtest_job (user_id, strategy_name, payload, notify_via)
+            SELECT %(user_id)s, %(strategy_name)s, %(payload)s,
+                   COALESCE(%(notify_via)s, u.notify_via)
+            FROM app_user u
+            WHERE u.id = %(user_id)s
+              AND (SELECT count(*) FROM backtest_job
+                   WHERE user_id = %(user_id)s AND status = 'queued') < %(limit)s
+            RETURNING *
+        ), owed AS (
+            INSERT INTO job_outbox (job_id) SELECT id FROM job
+        )
+        SELECT * FROM job
         """,
         {
             "user_id": user_id,
             "strategy_name": strategy_name,
             "payload": Jsonb(payload),
             "notify_via": notify_via,
+            "limit": limit,
         },
     ).fetchone()
-    assert row is not None
-    return row
 
 
 def lock_user_queue(conn: psycopg.Connection, user_id: int) -> None:
     """Serialise one user's submits so the per-user limit holds under concurrency."""
     conn.execute("SELECT pg_advisory_xact_lock(1, %(user_id)s::int)", {"user_id": user_id})
 
-
-def count_queued_for_user(conn: psycopg.Connection, user_id: int) -> int:
-    row = conn.execute(
-        """
-        SELECT count(*) FROM backtest_job
-        WHERE user_id = %(user_id)s AND status = 'queued'
-        """,
-        {"user_id": user_id},
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def insert_outbox(conn: psycopg.Connection, job_ids: list[int]) -> None:
@@ -159,25 +169,49 @@ def select_active_jobs_for_user(conn: psycopg.Connection, user_id: int) -> list[
     ).fetchall()
 
 
-def count_queued_ahead(conn: psycopg.Connection, job: JobRow) -> int:
-    """Queued jobs that start before this one, in queue order (priority DESC, id).
 
-    Whole blocks ahead come from queue_block; only this job's own block is counted row
-    by row (see the migration).
+def select_queue_state(
+    conn: psycopg.Connection, job: JobRow | None, *, stale_after_s: float, sample: int
+) -> QueueState:
+    """Queued jobs ahead of `job` in queue order (priority DESC, id), the running jobs, the
+    mean duration of the last `sample` completed jobs, and the live workers: one round trip.
+
+    Whole blocks ahead are summed from queue_block; only the job's own block is counted
+    row by row (see the migration).
     """
-    row = conn.execute(
+    cur = conn.cursor(row_factory=class_row(QueueState))
+    state = cur.execute(
         """
         SELECT
-            (SELECT COALESCE(sum(queued), 0) FROM queue_block
-             WHERE (neg_priority, block) < (%(neg_priority)s, %(id)s / 1024))
-          + (SELECT count(*) FROM backtest_job
-             WHERE status = 'queued' AND -priority = %(neg_priority)s
-               AND id >= %(id)s / 1024 * 1024 AND id < %(id)s)
+            CASE WHEN %(id)s::bigint IS NULL
+                THEN (SELECT COALESCE(sum(queued), 0) FROM queue_block)
+                ELSE (SELECT COALESCE(sum(queued), 0) FROM queue_block
+                      WHERE (neg_priority, block) < (%(neg_priority)s, %(id)s / 1024))
+                   + (SELECT count(*) FROM backtest_job
+                      WHERE status = 'queued' AND -priority = %(neg_priority)s
+                        AND id >= %(id)s / 1024 * 1024 AND id < %(id)s)
+            END::int AS ahead,
+            ARRAY(SELECT extract(epoch FROM now() - started_at)::float8 FROM backtest_job
+                  WHERE status = 'processing' ORDER BY id) AS running_elapsed_s,
+            ARRAY(SELECT progress::int FROM backtest_job
+                  WHERE status = 'processing' ORDER BY id) AS running_progress,
+            (SELECT avg(extract(epoch FROM completed_at - started_at))::float8
+             FROM (SELECT started_at, completed_at FROM backtest_job
+                   WHERE status = 'completed' ORDER BY completed_at DESC
+                   LIMIT %(sample)s) recent) AS mean_duration_s,
+            (SELECT count(*)::int FROM worker
+             WHERE stopped_at IS NULL
+               AND heartbeat_at > now() - make_interval(secs => %(stale)s)) AS workers
         """,
-        {"neg_priority": -job.priority, "id": job.id},
+        {
+            "id": None if job is None else job.id,
+            "neg_priority": 0 if job is None else -job.priority,
+            "stale": stale_after_s,
+            "sample": sample,
+        },
     ).fetchone()
-    assert row is not None
-    return int(row[0])
+    assert state is not None
+    return state
 
 
 def count_jobs_by_status(conn: psycopg.Connection) -> StatusCounts:
@@ -188,20 +222,6 @@ def count_jobs_by_status(conn: psycopg.Connection) -> StatusCounts:
     return StatusCounts(**{s: int(counts.get(s, 0)) for s in StatusCounts.__dataclass_fields__})
 
 
-def count_queued(conn: psycopg.Connection) -> int:
-    row = conn.execute("SELECT count(*) FROM backtest_job WHERE status = 'queued'").fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def select_running_jobs(conn: psycopg.Connection) -> list[RunningJob]:
-    cur = conn.cursor(row_factory=class_row(RunningJob))
-    return cur.execute(
-        """
-        SELECT id, extract(epoch FROM now() - started_at)::float8 AS elapsed_s, progress
-        FROM backtest_job WHERE status = 'processing'
-        """
-    ).fetchall()
 
 
 def select_oldest_processing_s(conn: psycopg.Connection) -> float:
@@ -214,18 +234,6 @@ def select_oldest_processing_s(conn: psycopg.Connection) -> float:
     assert row is not None
     return float(row[0])
 
-
-def select_recent_duration_s(conn: psycopg.Connection, *, sample: int) -> float | None:
-    """Mean run time of the most recent completed jobs, or None before the first."""
-    row = conn.execute(
-        """
-        SELECT avg(extract(epoch FROM completed_at - started_at))::float8
-        FROM (SELECT started_at, completed_at FROM backtest_job
-              WHERE status = 'completed' ORDER BY completed_at DESC LIMIT %(sample)s) recent
-        """,
-        {"sample": sample},
-    ).fetchone()
-    return None if row is None or row[0] is None else float(row[0])
 
 
 def claim_next_job(conn: psycopg.Connection, worker_id: str) -> JobRow | None:

@@ -14,10 +14,9 @@ from psycopg_pool import ConnectionPool
 from algotcha import queues
 from algotcha.config import Settings
 from algotcha.db import jobs as job_db
-from algotcha.db import users as user_db
 from algotcha.db import workers as worker_db
 from algotcha.db.jobs import JobRow
-from algotcha.db.pool import transaction
+from algotcha.db.pool import connection, transaction
 from algotcha.errors import ConflictError, NotFoundError, QueueLimitError, UnavailableError
 from algotcha.services import estimates
 from monitoring import metrics
@@ -56,34 +55,32 @@ def submit(
 
     Without notify_via the user's profile choice applies.
     """
-    with transaction(pool) as conn:
+    with transaction(pool) as conn, conn.pipeline():
         job_db.lock_user_queue(conn, user_id)
-        if notify_via is None:
-            user = user_db.select_user(conn, user_id)
-            notify_via = user.notify_via if user else "none"
-        if job_db.count_queued_for_user(conn, user_id) >= settings.max_queued_per_user:
-            raise QueueLimitError(
-                f"you already have {settings.max_queued_per_user} backtests queued; "
-                "wait for one to start or cancel one",
-                retry_after_s=60,
-            )
-        job = job_db.insert_job(
+        job = job_db.insert_job_within_limit(
             conn,
             user_id=user_id,
             strategy_name=strategy_name,
             payload=payload,
             notify_via=notify_via,
+            limit=settings.max_queued_per_user,
         )
-        job_db.insert_outbox(conn, [job.id])
+    if job is None:
+        raise QueueLimitError(
+            f"you already have {settings.max_queued_per_user} backtests queued; "
+            "wait for one to start or cancel one",
+            retry_after_s=60,
+        )
     try:
         queues.publish(broker, queues.RUN_BACKTEST, job.id)
     except UnavailableError:
         _withdraw(pool, job.id)
         raise
-    with transaction(pool) as conn:
+    with connection(pool) as conn:
         job_db.delete_outbox(conn, [job.id])
+        state = _state(conn, settings, job)
     logger.info("event=job_submitted job=%s user=%s", job.id, user_id)
-    return locate(pool, settings, job)
+    return _place(job, state)
 
 
 def _withdraw(pool: ConnectionPool, job_id: int) -> None:
@@ -92,7 +89,7 @@ def _withdraw(pool: ConnectionPool, job_id: int) -> None:
     If the database is gone too, the job stays in the outbox and the sweeper sends it later.
     """
     try:
-        with transaction(pool) as conn:
+        with connection(pool) as conn:
             job_db.delete_unpublished_job(conn, job_id)
     except UnavailableError:
         logger.error("event=withdraw_failed job=%s (the sweeper will publish it)", job_id)
@@ -101,46 +98,53 @@ def _withdraw(pool: ConnectionPool, job_id: int) -> None:
 def locate(pool: ConnectionPool, settings: Settings, job: JobRow) -> QueuedJob:
     """Attach the live queue position and wait estimate to a job row."""
     if job.status != "queued":
-        return _place(job, 0, None)
-    with transaction(pool) as conn:
-        ahead = job_db.count_queued_ahead(conn, job)
-        snapshot = _snapshot(conn, settings)
-    return _place(job, ahead, snapshot)
+        return _place(job, None)
+    with connection(pool) as conn:
+        return _place(job, _state(conn, settings, job))
 
 
-def _place(job: JobRow, ahead: int, snapshot: estimates.QueueSnapshot | None) -> QueuedJob:
-    if job.status == "processing":
-        return QueuedJob(job, 0, 0)
-    if job.status != "queued" or snapshot is None:
-        return QueuedJob(job, None, None)
-    return QueuedJob(job, ahead + 1, estimates.minutes(estimates.wait_s(ahead, snapshot)))
-
-
-def _snapshot(conn: psycopg.Connection, settings: Settings) -> estimates.QueueSnapshot:
-    return estimates.QueueSnapshot(
-        running=[(r.elapsed_s, r.progress) for r in job_db.select_running_jobs(conn)],
-        mean_duration_s=job_db.select_recent_duration_s(conn, sample=estimates.DURATION_SAMPLE),
-        workers=worker_db.count_live_workers(conn, stale_after_s=settings.stale_after_s),
+def _state(
+    conn: psycopg.Connection, settings: Settings, job: JobRow | None
+) -> job_db.QueueState:
+    return job_db.select_queue_state(
+        conn, job, stale_after_s=settings.stale_after_s, sample=estimates.DURATION_SAMPLE
     )
 
 
+def _snapshot(state: job_db.QueueState) -> estimates.QueueSnapshot:
+    return estimates.QueueSnapshot(
+        running=list(zip(state.running_elapsed_s, state.running_progress, strict=True)),
+        mean_duration_s=state.mean_duration_s,
+        workers=state.workers,
+    )
+
+
+def _place(job: JobRow, state: job_db.QueueState | None) -> QueuedJob:
+    if job.status == "processing":
+        return QueuedJob(job, 0, 0)
+    if job.status != "queued" or state is None:
+        return QueuedJob(job, None, None)
+    wait = estimates.wait_s(state.ahead, _snapshot(state))
+    return QueuedJob(job, state.ahead + 1, estimates.minutes(wait))
+
+
 def get_for_user(pool: ConnectionPool, settings: Settings, user_id: int, job_id: int) -> QueuedJob:
-    with transaction(pool) as conn:
+    with connection(pool) as conn:
         job = job_db.select_job_for_user(conn, job_id, user_id)
-    if job is None:
-        raise NotFoundError(f"no backtest {job_id}")
-    return locate(pool, settings, job)
+        if job is None:
+            raise NotFoundError(f"no backtest {job_id}")
+        # Read separately from the row: a claim in between shows as queued with a position.
+        return _place(job, _state(conn, settings, job) if job.status == "queued" else None)
 
 
 def list_for_user(
     pool: ConnectionPool, settings: Settings, user_id: int, *, limit: int, before: int | None
 ) -> list[QueuedJob]:
-    with transaction(pool) as conn:
+    with connection(pool) as conn:
         rows = job_db.select_jobs_for_user(conn, user_id, limit=limit, before=before)
-        queued = [r for r in rows if r.status == "queued"]
-        snapshot = _snapshot(conn, settings) if queued else None
-        ahead = {r.id: job_db.count_queued_ahead(conn, r) for r in queued}
-    return [_place(r, ahead.get(r.id, 0), snapshot) for r in rows]
+        return [
+            _place(r, _state(conn, settings, r) if r.status == "queued" else None) for r in rows
+        ]
 
 
 def cancel(pool: ConnectionPool, user_id: int, job_id: int) -> JobRow:
@@ -161,12 +165,12 @@ def queue_sample(pool: ConnectionPool, settings: Settings) -> QueueSample:
     """The queue gauges of /metrics, from the database (every process reports the same)."""
     with transaction(pool) as conn:
         counts = job_db.count_jobs_by_status(conn)
-        snapshot = _snapshot(conn, settings)
+        state = _state(conn, settings, None)
         oldest = job_db.select_oldest_processing_s(conn)
     return QueueSample(
         jobs_by_status=dataclasses.asdict(counts),
-        estimated_wait_s=estimates.wait_s(counts.queued, snapshot),
-        workers_online=snapshot.workers,
+        estimated_wait_s=estimates.wait_s(state.ahead, _snapshot(state)),
+        workers_online=state.workers,
         oldest_processing_s=oldest,
     )
 
@@ -174,9 +178,9 @@ def queue_sample(pool: ConnectionPool, settings: Settings) -> QueueSample:
 def stats(pool: ConnectionPool, settings: Settings) -> QueueStats:
     with transaction(pool) as conn:
         counts = job_db.count_jobs_by_status(conn)
-        snapshot = _snapshot(conn, settings)
-    wait = estimates.wait_s(counts.queued, snapshot)
-    return QueueStats(counts, snapshot.workers, estimates.minutes(wait))
+        state = _state(conn, settings, None)
+    wait = estimates.wait_s(state.ahead, _snapshot(state))
+    return QueueStats(counts, state.workers, estimates.minutes(wait))
 
 
 # --- the worker's side -------------------------------------------------------------------
