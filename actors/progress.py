@@ -8,8 +8,9 @@ import threading
 from psycopg_pool import ConnectionPool
 
 from actors.broker import Runtime
+from algotcha.db.jobs import JobRow
 from algotcha.errors import UnavailableError
-from algotcha.services import execution, jobs, outbox
+from algotcha.services import deliveries, execution, jobs, outbox
 
 logger = logging.getLogger(__name__)
 
@@ -41,19 +42,38 @@ class Ticker:
 def settle(
     rt: Runtime, job_id: int, outcome: execution.Finished | execution.Outcome, ticker: Ticker
 ) -> None:
-    """Store how the run ended."""
+    """Store how the run ended; a completed or failed job then gets its notifications."""
+    finished: JobRow | None = None
     match outcome:
         case execution.Finished(result):
-            jobs.complete(rt.pool, job_id, rt.worker_id, result)
+            finished = jobs.complete(rt.pool, job_id, rt.worker_id, result)
         case execution.Rejected(message):
-            jobs.fail(rt.pool, job_id, rt.worker_id, message)
+            finished = jobs.fail(rt.pool, job_id, rt.worker_id, message)
         case execution.Crashed(message):
-            jobs.fail(rt.pool, job_id, rt.worker_id, message, outcome="crashed")
+            finished = jobs.fail(rt.pool, job_id, rt.worker_id, message, outcome="crashed")
         case execution.TimedOut(limit_s):
             message = f"the backtest ran over the time limit of {limit_s:g} s and was stopped"
-            jobs.fail(rt.pool, job_id, rt.worker_id, message, outcome="timed_out")
+            finished = jobs.fail(rt.pool, job_id, rt.worker_id, message, outcome="timed_out")
         case execution.Stopped() if ticker.cancelled:
             jobs.finish_cancelled(rt.pool, job_id, rt.worker_id)
         case execution.Stopped():
             jobs.release(rt.pool, job_id, rt.worker_id)
             outbox.publish_pending(rt.pool, rt.broker, grace_s=0)
+    if finished is not None:
+        notify(rt, finished)
+
+
+def notify(rt: Runtime, job: JobRow) -> None:
+    """Record and publish the job's notifications; its result is committed already.
+
+    A notification never fails the backtest: whatever goes wrong here is logged, and the
+    notifier's sweeper records and publishes what is missing.
+    """
+    try:
+        deliveries.enqueue(rt.pool, rt.broker, job.id, job.notify_via)
+    except Exception as exc:
+        logger.warning(
+            "event=notifications_deferred job=%s reason=%s (the notifier's sweeper sends them)",
+            job.id,
+            type(exc).__name__,
+        )

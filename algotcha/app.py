@@ -18,7 +18,8 @@ from algotcha import problems, queues
 from algotcha.config import Settings
 from algotcha.db import pool as db_pool
 from algotcha.errors import AlgotchaError
-from algotcha.routes import auth, datasets, events, me, ops, queue
+from algotcha.notify import telegram as telegram_api
+from algotcha.routes import auth, datasets, events, me, ops, queue, telegram
 from algotcha.services import jobs, outbox
 from monitoring import exporter
 from monitoring.collector import QueueCollector
@@ -46,6 +47,17 @@ def create_app(
         the_broker = broker or _rabbitmq(settings)
         sweeper = outbox.Sweeper(pool, the_broker, settings)
         collector = QueueCollector(functools.partial(jobs.queue_sample, pool, settings))
+        # The bot, for webhook replies and its username in deep links; None without a token.
+        bot = (
+            telegram_api.Client(
+                settings.telegram_bot_token,
+                api_base=settings.telegram_api_base,
+                timeout_s=settings.notify_timeout_s,
+                username=settings.telegram_bot_username,
+            )
+            if settings.telegram_bot_token
+            else None
+        )
         if sweep:
             sweeper.start()
         logger.info("event=api_started")
@@ -56,11 +68,14 @@ def create_app(
                 "broker": the_broker,
                 "store": engine.BarStore(settings.data_dir),
                 "collector": collector,
+                "telegram": bot,
                 "registry": exporter.registry(settings.metrics_multiproc_dir),
             }
         finally:
             if sweep:
                 sweeper.stop()
+            if bot is not None:
+                bot.close()
             pool.close()
             logger.info("event=api_stopped")
 
@@ -72,6 +87,7 @@ def create_app(
             *events.routes,
             *datasets.routes,
             *ops.routes,
+            *telegram.routes,
         ],
         middleware=[
             # First, so that what the body limit refuses is counted too.

@@ -1,4 +1,4 @@
-"""The algotcha command: api, worker, migrate, user, token, data, backtest."""
+"""The algotcha command: api, worker, notifier, telegram, up, migrate, user, token, data..."""
 
 from __future__ import annotations
 
@@ -11,10 +11,14 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from algotcha import __version__
 from algotcha.config import Settings, load_settings
-from algotcha.errors import AlgotchaError
+from algotcha.errors import AlgotchaError, ConfigError
+
+if TYPE_CHECKING:
+    from algotcha.notify import telegram
 
 logger = logging.getLogger("algotcha")
 
@@ -49,6 +53,9 @@ def _configure_logging(level: str) -> None:
     )
     # pika logs every reconnect attempt at INFO with a traceback
     logging.getLogger("pika").setLevel(logging.WARNING)
+    # httpx logs each request's URL at INFO, and a Bot API URL holds the bot token
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,6 +72,21 @@ def _parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run backtests, one at a time")
     worker.add_argument("--migrate", action="store_true", help="apply migrations first")
     worker.set_defaults(command=_worker)
+
+    notifier = sub.add_parser("notifier", help="deliver notifications (Telegram, email)")
+    notifier.add_argument("--migrate", action="store_true", help="apply migrations first")
+    notifier.set_defaults(command=_notifier)
+
+    poll = sub.add_parser("telegram-poll", help="answer the Telegram bot by long polling")
+    poll.add_argument("--timeout", type=int, default=30, help="getUpdates long-poll seconds")
+    poll.set_defaults(command=_telegram_poll)
+
+    tg = sub.add_parser("telegram", help="manage the Telegram bot").add_subparsers(
+        required=True, metavar="action"
+    )
+    hook = tg.add_parser("set-webhook", help="register URL as the bot's webhook, with the secret")
+    hook.add_argument("url", help="e.g. https://algotcha.example.com/api/telegram/webhook")
+    hook.set_defaults(command=_telegram_set_webhook)
 
     up = sub.add_parser("up", help="everything in one process (embedded database if none is set)")
     up.add_argument("--host", default="127.0.0.1")
@@ -129,6 +151,61 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     if args.migrate:
         _migrate(args, settings)
     return worker.serve(settings)
+
+
+def _notifier(args: argparse.Namespace, settings: Settings) -> int:
+    from actors import notifier
+
+    if args.migrate:
+        _migrate(args, settings)
+    return notifier.serve(settings)
+
+
+def _telegram_client(settings: Settings) -> telegram.Client:
+    from algotcha.notify import telegram
+
+    if not settings.telegram_bot_token:
+        raise ConfigError("TELEGRAM_BOT_TOKEN (or TELEGRAM_BOT_TOKEN_FILE) is not set")
+    return telegram.Client(
+        settings.telegram_bot_token,
+        api_base=settings.telegram_api_base,
+        timeout_s=settings.notify_timeout_s,
+        username=settings.telegram_bot_username,
+    )
+
+
+def _telegram_poll(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+    import threading
+
+    from algotcha.db import pool as db_pool
+    from algotcha.services import bot
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    pool = db_pool.create_pool(settings.require_database_url(), max_size=2, name="algotcha-poll")
+    with _telegram_client(settings) as client, pool:
+        pool.wait(timeout=30)
+        bot.poll(pool, settings, client, stop, timeout_s=args.timeout)
+    return EXIT_OK
+
+
+def _telegram_set_webhook(args: argparse.Namespace, settings: Settings) -> int:
+    from algotcha.notify.errors import DeliveryError
+
+    if not args.url.startswith("https://"):
+        raise ConfigError("Telegram only calls https:// webhooks")
+    if not settings.telegram_webhook_secret:
+        raise ConfigError("TELEGRAM_WEBHOOK_SECRET (or TELEGRAM_WEBHOOK_SECRET_FILE) is not set")
+    with _telegram_client(settings) as client:
+        try:
+            client.set_webhook(args.url, settings.telegram_webhook_secret)
+        except DeliveryError as exc:
+            print(f"algotcha: setWebhook failed: {exc.reason}", file=sys.stderr)
+            return EXIT_FAILURE
+    print(f"webhook set: {args.url}")
+    return EXIT_OK
 
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,11 @@ from algotcha.errors import ConfigError
 T = TypeVar("T")
 
 MIN_JWT_SECRET_BYTES = 32
+SMTP_TLS_MODES = ("starttls", "tls", "none")
+# Telegram's rule for a webhook secret_token: 1-256 of A-Z a-z 0-9 _ -
+_TELEGRAM_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+# A sent-but-unconfirmed delivery is given this many socket timeouts before it is declared lost.
+SENDING_LEASE_TIMEOUTS = 12
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,23 @@ class Settings:
     # reads the same variable itself, this copy tells the exporter to aggregate.
     metrics_multiproc_dir: str | None = None
     log_level: str = "INFO"
+    telegram_bot_token: str | None = dataclasses.field(default=None, repr=False)
+    telegram_bot_username: str | None = None
+    telegram_webhook_secret: str | None = dataclasses.field(default=None, repr=False)
+    telegram_api_base: str = "https://api.telegram.org"
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: str | None = dataclasses.field(default=None, repr=False)
+    smtp_from: str | None = None
+    smtp_tls: str = "starttls"
+    notifier_threads: int = 4
+    # Each network step of a send (connect, an SMTP command, the HTTP answer) waits this long.
+    notify_timeout_s: float = 15.0
+    notify_max_attempts: int = 5
+    notify_min_backoff_s: float = 15.0
+    # Kept under RabbitMQ's consumer_timeout (30 min): a delayed message is held unacked.
+    notify_max_backoff_s: float = 600.0
     # Fault injection for tests and drills: the backtest child sleeps this long first, so a
     # job can be caught mid-run (killed, cancelled, timed out). Zero in production.
     debug_backtest_delay_s: float = 0.0
@@ -59,6 +82,15 @@ class Settings:
                 "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
             )
         return self.jwt_secret
+
+    @property
+    def sending_lease_s(self) -> float:
+        """How long a claimed send may take before its outcome is declared unknown."""
+        return self.notify_timeout_s * SENDING_LEASE_TIMEOUTS
+
+    @property
+    def smtp_sender(self) -> str | None:
+        return self.smtp_from or self.smtp_user
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -96,6 +128,14 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             f"{MIN_JWT_SECRET_BYTES} random bytes"
         )
 
+    webhook_secret = secret("TELEGRAM_WEBHOOK_SECRET")
+    if webhook_secret is not None and not _TELEGRAM_SECRET.match(webhook_secret):
+        problems.append(
+            "TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z a-z 0-9 _ - "
+            "(e.g. `openssl rand -hex 32`)"
+        )
+    smtp_port = get("SMTP_PORT", _port, defaults.smtp_port)
+
     settings = Settings(
         database_url=environ.get("DATABASE_URL") or None,
         broker_url=environ.get("BROKER_URL") or None,
@@ -123,12 +163,43 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         metrics_multiproc_dir=environ.get("PROMETHEUS_MULTIPROC_DIR") or None,
         log_level=get("LOG_LEVEL", _log_level, defaults.log_level),
         debug_backtest_delay_s=get("DEBUG_BACKTEST_DELAY_SECONDS", float, 0.0),
+        telegram_bot_token=secret("TELEGRAM_BOT_TOKEN"),
+        telegram_bot_username=get("TELEGRAM_BOT_USERNAME", _bot_username, None),
+        telegram_webhook_secret=webhook_secret,
+        telegram_api_base=get("TELEGRAM_API_BASE", _url, defaults.telegram_api_base),
+        smtp_host=environ.get("SMTP_HOST", "").strip() or None,
+        smtp_port=smtp_port,
+        smtp_user=environ.get("SMTP_USER", "").strip() or None,
+        smtp_password=secret("SMTP_PASSWORD"),
+        smtp_from=environ.get("SMTP_FROM", "").strip() or None,
+        # 465 is TLS from the first byte; every other port (587 above all) upgrades with STARTTLS.
+        smtp_tls=get("SMTP_TLS", _smtp_tls, "tls" if smtp_port == 465 else "starttls"),
+        notifier_threads=get("NOTIFIER_THREADS", _positive_int, defaults.notifier_threads),
+        notify_timeout_s=get("NOTIFY_TIMEOUT_SECONDS", _positive_float, defaults.notify_timeout_s),
+        notify_max_attempts=get("NOTIFY_MAX_ATTEMPTS", _positive_int, defaults.notify_max_attempts),
+        notify_min_backoff_s=get(
+            "NOTIFY_MIN_BACKOFF_SECONDS", _positive_float, defaults.notify_min_backoff_s
+        ),
+        notify_max_backoff_s=get(
+            "NOTIFY_MAX_BACKOFF_SECONDS", _positive_float, defaults.notify_max_backoff_s
+        ),
     )
     for name, url in (("DATABASE_URL", settings.database_url), ("BROKER_URL", settings.broker_url)):
         if url is not None and "://" not in url:
             problems.append(f"{name} must be a URL like scheme://host/...")
     if settings.stale_after_s <= 2 * settings.heartbeat_interval_s:
         problems.append("STALE_AFTER_SECONDS must exceed twice HEARTBEAT_INTERVAL_SECONDS")
+    if (settings.smtp_user is None) != (settings.smtp_password is None):
+        problems.append("set both SMTP_USER and SMTP_PASSWORD (or SMTP_PASSWORD_FILE), or neither")
+    if settings.smtp_host and not settings.smtp_sender:
+        problems.append("SMTP_HOST is set but SMTP_FROM (or SMTP_USER) is not: mail needs a From")
+    if settings.notify_min_backoff_s > settings.notify_max_backoff_s:
+        problems.append("NOTIFY_MIN_BACKOFF_SECONDS must not exceed NOTIFY_MAX_BACKOFF_SECONDS")
+    if settings.notify_max_backoff_s > 1500:
+        problems.append(
+            "NOTIFY_MAX_BACKOFF_SECONDS must stay under 1500 (RabbitMQ's consumer_timeout is "
+            "30 min and a delayed notification is held unacknowledged)"
+        )
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return settings
@@ -159,6 +230,20 @@ def _url(raw: str) -> str:
     if not raw.startswith(("http://", "https://")):
         raise ValueError("must start with http:// or https://")
     return raw.rstrip("/")
+
+
+def _smtp_tls(raw: str) -> str:
+    mode = raw.lower()
+    if mode not in SMTP_TLS_MODES:
+        raise ValueError("must be starttls (port 587), tls (port 465) or none (a test server)")
+    return mode
+
+
+def _bot_username(raw: str) -> str:
+    name = raw.removeprefix("@")
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{4,31}", name):
+        raise ValueError("must be the bot's username as BotFather shows it, e.g. AlgotchaBot")
+    return name
 
 
 def _log_level(raw: str) -> str:

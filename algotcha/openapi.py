@@ -159,6 +159,17 @@ SCHEMAS: dict[str, Any] = {
             "notifyVia": {"enum": _NOTIFY},
         },
     },
+    "TelegramLink": {
+        "type": "object",
+        "required": ["url", "expiresAt"],
+        "properties": {
+            "url": {
+                "type": "string",
+                "description": "one-time deep link https://t.me/<bot>?start=<token>",
+            },
+            "expiresAt": {"type": "string", "format": "date-time"},
+        },
+    },
     "ProfileChange": {
         "type": "object",
         "additionalProperties": False,
@@ -199,6 +210,39 @@ def _paths() -> dict[str, Any]:
                 "requestBody": body("ProfileChange"),
                 "responses": {"200": _json(_ref("User")), **_errors(400, 401, 413, 422)},
             },
+        },
+        "/api/me/telegram/link": {
+            "post": {
+                "security": _AUTH,
+                "responses": {"200": _json(_ref("TelegramLink")), **_errors(401, 503)},
+            }
+        },
+        "/api/me/telegram": {
+            "delete": {
+                "security": _AUTH,
+                "responses": {"204": {"description": "Unlinked"}, **_errors(401)},
+            }
+        },
+        "/api/telegram/webhook": {
+            "post": {
+                "description": "Telegram updates; needs X-Telegram-Bot-Api-Secret-Token",
+                "parameters": [
+                    {
+                        "name": "X-Telegram-Bot-Api-Secret-Token",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "responses": {
+                    "200": {"description": "Handled or ignored"},
+                    **_errors(401, 413, 503),
+                },
+            }
         },
         "/api/backtest/queue": {
             "post": {

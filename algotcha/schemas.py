@@ -14,6 +14,7 @@ import engine
 from algotcha.db.jobs import JobRow
 from algotcha.db.users import UserRow
 from algotcha.errors import FieldError, MalformedJSONError, ValidationError
+from algotcha.services import telegram_links
 from algotcha.services.jobs import QueuedJob, QueueStats
 
 T = TypeVar("T")
@@ -419,3 +420,53 @@ def render_dataset(info: engine.DatasetInfo) -> dict[str, Any]:
 
 def render_cancelled(job: JobRow) -> dict[str, Any]:
     return {"id": job.id, "status": job.status, "cancelRequested": job.cancel_requested}
+
+
+# --- Telegram ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BotCommand:
+    """A command sent to the bot in a chat: /start <argument>, /status, ..."""
+
+    update_id: int
+    chat_id: int
+    command: str  # "start", "status", ... lower-case, without the slash and any @botname
+    argument: str
+
+
+def parse_telegram_update(update: Any) -> BotCommand | None:
+    """The command in one Telegram Update; None for anything else (never an error).
+
+    Telegram retries updates it could not deliver, so a shape we do not handle is
+    acknowledged and dropped, not refused.
+    """
+    if not isinstance(update, dict):
+        return None
+    message = update.get("message")
+    update_id = update.get("update_id")
+    if not isinstance(message, dict) or not isinstance(update_id, int):
+        return None
+    chat = message.get("chat")
+    text = message.get("text")
+    chat_id = chat.get("id") if isinstance(chat, dict) else None
+    if not isinstance(chat_id, int) or isinstance(chat_id, bool) or not isinstance(text, str):
+        return None
+    if not text.startswith("/"):
+        return None
+    head, _, rest = text.strip().partition(" ")
+    command = head[1:].split("@", 1)[0].lower()
+    return BotCommand(update_id, chat_id, command, rest.strip())
+
+
+def parse_telegram_webhook(body: bytes) -> BotCommand | None:
+    """A webhook body: malformed JSON is ignored like any other update we do not handle."""
+    try:
+        update = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return parse_telegram_update(update)
+
+
+def render_telegram_link(link: telegram_links.Link) -> dict[str, Any]:
+    return {"url": link.url, "expiresAt": iso(link.expires_at)}

@@ -4,4 +4,7 @@ pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.app",
     "tests.fixtures.worker",
+    "tests.fixtures.proxy",
+    "tests.fixtures.smtp",
+    "tests.fixtures.telegram_api",
 ]

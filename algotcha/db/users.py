@@ -77,3 +77,37 @@ def update_user_telegram(conn: psycopg.Connection, user_id: int, *, chat_id: int
         """,
         {"id": user_id, "chat_id": chat_id},
     )
+
+
+def select_user_by_telegram_chat(conn: psycopg.Connection, chat_id: int) -> UserRow | None:
+    cur = conn.cursor(row_factory=class_row(UserRow))
+    return cur.execute(
+        "SELECT * FROM app_user WHERE telegram_chat_id = %(chat_id)s ORDER BY id LIMIT 1",
+        {"chat_id": chat_id},
+    ).fetchone()
+
+
+def update_users_telegram_released(
+    conn: psycopg.Connection, chat_id: int, *, keep_user_id: int
+) -> None:
+    """Unlink a chat from every other account: one chat notifies one account."""
+    conn.execute(
+        """
+        UPDATE app_user SET telegram_chat_id = NULL, telegram_blocked = false
+        WHERE telegram_chat_id = %(chat_id)s AND id <> %(keep)s
+        """,
+        {"chat_id": chat_id, "keep": keep_user_id},
+    )
+
+
+def update_user_telegram_blocked(
+    conn: psycopg.Connection, user_id: int, *, chat_id: int, blocked: bool
+) -> None:
+    """Mark the link blocked (or not), if the user is still linked to that chat."""
+    conn.execute(
+        """
+        UPDATE app_user SET telegram_blocked = %(blocked)s
+        WHERE id = %(id)s AND telegram_chat_id = %(chat_id)s
+        """,
+        {"id": user_id, "chat_id": chat_id, "blocked": blocked},
+    )

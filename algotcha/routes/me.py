@@ -1,4 +1,4 @@
-"""GET and PATCH /api/me: the caller's profile."""
+"""/api/me: the caller's profile, and linking or unlinking their Telegram chat."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from algotcha import auth, schemas
-from algotcha.services import users
+from algotcha.services import telegram_links, users
 
 
 async def show(request: Request) -> Response:
@@ -30,7 +30,27 @@ async def update(request: Request) -> Response:
     return JSONResponse(schemas.render_user(user))
 
 
+async def link_telegram(request: Request) -> Response:
+    user_id = auth.current_user(request)
+    link = await run_in_threadpool(
+        telegram_links.create,
+        request.state.pool,
+        request.state.settings,
+        request.state.telegram,
+        user_id,
+    )
+    return JSONResponse(schemas.render_telegram_link(link))
+
+
+async def unlink_telegram(request: Request) -> Response:
+    user_id = auth.current_user(request)
+    await run_in_threadpool(telegram_links.unlink, request.state.pool, user_id)
+    return Response(status_code=204)
+
+
 routes: list[BaseRoute] = [
     Route("/api/me", show, methods=["GET"]),
     Route("/api/me", update, methods=["PATCH"]),
+    Route("/api/me/telegram/link", link_telegram, methods=["POST"]),
+    Route("/api/me/telegram", unlink_telegram, methods=["DELETE"]),
 ]

@@ -94,6 +94,17 @@ CREATE TRIGGER backtest_job_queue_block
     AFTER INSERT OR DELETE OR UPDATE OF status ON backtest_job
     FOR EACH ROW EXECUTE FUNCTION count_queue_block();
 
+-- TRUNCATE fires no row trigger: empty the counts with the table.
+CREATE FUNCTION empty_queue_blocks() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM queue_block;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER backtest_job_truncated
+    AFTER TRUNCATE ON backtest_job
+    FOR EACH STATEMENT EXECUTE FUNCTION empty_queue_blocks();
+
 CREATE TABLE notification_delivery (
     job_id      bigint      NOT NULL REFERENCES backtest_job (id) ON DELETE CASCADE,
     channel     text        NOT NULL CHECK (channel IN ('email', 'telegram')),

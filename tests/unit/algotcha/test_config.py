@@ -49,3 +49,70 @@ def test_load_settings_reads_a_secret_from_a_file(tmp_path: Path) -> None:
 
 def test_settings_repr_hides_the_secret() -> None:
     assert SECRET not in repr(load_settings({"JWT_SECRET": SECRET}))
+
+
+def test_notification_settings_default_off_and_to_starttls_on_587() -> None:
+    settings = load_settings({})
+    assert settings.telegram_bot_token is None and settings.smtp_host is None
+    assert settings.telegram_api_base == "https://api.telegram.org"
+    assert (settings.smtp_port, settings.smtp_tls) == (587, "starttls")
+    assert load_settings({"SMTP_PORT": "465"}).smtp_tls == "tls"
+    assert load_settings({"SMTP_PORT": "2525", "SMTP_TLS": "none"}).smtp_tls == "none"
+
+
+def test_notification_secrets_come_from_files_and_stay_out_of_repr(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("123:abc\n")
+    (tmp_path / "password").write_text("app password\n")
+    settings = load_settings(
+        {
+            "TELEGRAM_BOT_TOKEN_FILE": str(tmp_path / "token"),
+            "TELEGRAM_WEBHOOK_SECRET": "s3cret_-X",
+            "SMTP_HOST": "smtp.gmail.com",
+            "SMTP_USER": "alerts@example.com",
+            "SMTP_PASSWORD_FILE": str(tmp_path / "password"),
+        }
+    )
+    assert settings.telegram_bot_token == "123:abc"
+    assert settings.smtp_password == "app password"
+    assert settings.smtp_sender == "alerts@example.com"
+    for secret in ("123:abc", "app password", "s3cret_-X"):
+        assert secret not in repr(settings)
+
+
+def test_an_empty_secret_file_leaves_the_channel_off(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("")
+    assert (
+        load_settings({"TELEGRAM_BOT_TOKEN_FILE": str(tmp_path / "token")}).telegram_bot_token
+        is None
+    )
+
+
+def test_bad_notification_settings_are_all_reported() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(
+            {
+                "TELEGRAM_WEBHOOK_SECRET": "has spaces!",
+                "TELEGRAM_BOT_USERNAME": "x",
+                "SMTP_TLS": "ssl3",
+                "SMTP_USER": "alerts@example.com",
+                "NOTIFY_MAX_BACKOFF_SECONDS": "3600",
+                "TELEGRAM_API_BASE": "ftp://x",
+            }
+        )
+    message = str(info.value)
+    for name in (
+        "TELEGRAM_WEBHOOK_SECRET",
+        "TELEGRAM_BOT_USERNAME",
+        "SMTP_TLS",
+        "SMTP_PASSWORD",
+        "NOTIFY_MAX_BACKOFF_SECONDS",
+        "TELEGRAM_API_BASE",
+    ):
+        assert name in message
+    assert "has spaces" not in message.split("TELEGRAM_WEBHOOK_SECRET")[1][:80]
+
+
+def test_a_bot_username_may_be_given_with_its_at() -> None:
+    assert load_settings({"TELEGRAM_BOT_USERNAME": "@AlgotchaBot"}).telegram_bot_username == (
+        "AlgotchaBot"
+    )

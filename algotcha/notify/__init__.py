@@ -1,0 +1,1 @@
+"""Channel transports, no Dramatiq: telegram (Bot API over httpx), email (SMTP), messages."""

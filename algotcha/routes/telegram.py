@@ -1,0 +1,27 @@
+"""POST /api/telegram/webhook: updates from Telegram, refused (401) without the secret header."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from algotcha import schemas
+from algotcha.services import bot
+
+
+async def webhook(request: Request) -> Response:
+    settings = request.state.settings
+    bot.verify_secret(settings, request.headers.get("x-telegram-bot-api-secret-token"))
+    command = schemas.parse_telegram_webhook(await request.body())
+    await run_in_threadpool(
+        bot.handle, request.state.pool, settings, request.state.telegram, command
+    )
+    # Any 2xx tells Telegram the update arrived; a body would be read as a method call.
+    return Response(status_code=200)
+
+
+routes: list[BaseRoute] = [
+    Route("/api/telegram/webhook", webhook, methods=["POST"]),
+]

@@ -1,0 +1,43 @@
+"""`make bench`: the engine and the API benchmarks in one run, against DESIGN.md's targets.
+
+    python tests/benchmarks/run.py [--quick] [--json var/bench.json]
+
+Prints each benchmark's own table, and writes one JSON document with both.
+Not part of `make test`: timings on a shared machine belong here, never in assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.benchmarks import bench_api, bench_engine  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, shorter loads")
+    parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench.json")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        engine_json = Path(tmp) / "engine.json"
+        print("== engine ==", flush=True)
+        engine_args = ["--json", str(engine_json), "--data-dir", str(ROOT / "var" / "bench-data")]
+        status = bench_engine.main(engine_args + (["--quick"] if args.quick else []))
+        engine = json.loads(engine_json.read_text())
+    print("\n== API and queue ==", flush=True)
+    api = bench_api.main(["--seconds", "5" if args.quick else "15"])
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"engine": engine, "api": api}, indent=2))
+    print(f"\nwritten to {args.json}")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
