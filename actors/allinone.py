@@ -20,6 +20,7 @@ import uvicorn
 from dramatiq.brokers.stub import StubBroker
 
 import engine
+from actors.notifier import Notifier
 from actors.worker import BacktestWorker
 from algotcha import queues
 from algotcha.app import create_app
@@ -107,6 +108,8 @@ def _run(settings: Settings, *, host: str, port: int, password: str) -> None:
         outbox.forget_published(pool)
     backtests = BacktestWorker(settings, pool, broker)
     backtests.start()
+    notifier = Notifier(settings, pool, backtests.rt.broker)
+    notifier.start()
     # The worker above already runs a sweeper for this process.
     app = create_app(settings, broker=backtests.rt.broker, sweep=False)
     print(f"\nAlgotcha is up: http://{host}:{port}/", flush=True)
@@ -116,5 +119,6 @@ def _run(settings: Settings, *, host: str, port: int, password: str) -> None:
         uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     finally:
         backtests.stop()
+        notifier.stop()
         backtests.rt.broker.close()
         pool.close()
