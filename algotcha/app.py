@@ -14,12 +14,12 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 import engine
-from algotcha import problems, queues
+from algotcha import config, problems, queues
 from algotcha.config import Settings
 from algotcha.db import pool as db_pool
 from algotcha.errors import AlgotchaError
 from algotcha.notify import telegram as telegram_api
-from algotcha.routes import auth, datasets, events, me, ops, queue, telegram
+from algotcha.routes import auth, datasets, events, me, ops, pages, queue, telegram
 from algotcha.services import jobs, outbox
 from monitoring import exporter
 from monitoring.collector import QueueCollector
@@ -88,6 +88,7 @@ def create_app(
             *datasets.routes,
             *ops.routes,
             *telegram.routes,
+            *pages.routes,
         ],
         middleware=[
             # First, so that what the body limit refuses is counted too.
@@ -101,6 +102,11 @@ def create_app(
         },
         lifespan=lifespan,
     )
+
+
+def create_app_from_environment() -> Starlette:
+    """The app factory of `algotcha api --workers N`: each worker process builds its own."""
+    return create_app(config.load_from_environment())
 
 
 def _rabbitmq(settings: Settings) -> dramatiq.Broker:

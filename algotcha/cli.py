@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
     api.add_argument("--migrate", action="store_true", help="apply migrations first")
+    api.add_argument("--workers", type=int, default=1, help="API processes (default 1)")
     api.set_defaults(command=_api)
 
     worker = sub.add_parser("worker", help="run backtests, one at a time")
@@ -140,8 +142,23 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.migrate:
         _migrate(args, settings)
-    app = create_app(settings)
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    if args.workers == 1:
+        app = create_app(settings)
+        uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+        return EXIT_OK
+    if not settings.metrics_multiproc_dir:
+        # Each worker process counts its own requests; /metrics must sum them, which
+        # prometheus_client does from files in this directory. Set before any import of it.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="algotcha-api-metrics-")
+    uvicorn.run(
+        "algotcha.app:create_app_from_environment",
+        factory=True,
+        workers=args.workers,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
+    )
     return EXIT_OK
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -93,6 +94,11 @@ class Settings:
         return self.smtp_from or self.smtp_user
 
 
+def load_from_environment() -> Settings:
+    """Settings of this process (for factories that run in freshly spawned processes)."""
+    return load_settings(os.environ)
+
+
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Read every variable, report every bad one at once, and never default a secret."""
     problems: list[str] = []
@@ -137,8 +143,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     smtp_port = get("SMTP_PORT", _port, defaults.smtp_port)
 
     settings = Settings(
-        database_url=environ.get("DATABASE_URL") or None,
-        broker_url=environ.get("BROKER_URL") or None,
+        # URLs may carry passwords, so they can come from files like the other secrets.
+        database_url=secret("DATABASE_URL"),
+        broker_url=secret("BROKER_URL"),
         jwt_secret=jwt_secret,
         jwt_issuer=get("JWT_ISSUER", str, defaults.jwt_issuer),
         jwt_audience=get("JWT_AUDIENCE", str, defaults.jwt_audience),

@@ -57,7 +57,7 @@ def row(name: str, measured: float, unit: str, target: str, ok: bool) -> dict[st
 class Stack:
     """A database, a vhost, bar data and an API process of their own, removed afterwards."""
 
-    def __init__(self) -> None:
+    def __init__(self, api_workers: int = 2) -> None:
         services.ensure_services()
         self.database_url = services.create_database(services.POSTGRES_URL, "algotcha_bench")
         self.vhost, self.broker_url = services.create_vhost("algotcha_bench")
@@ -80,7 +80,7 @@ class Stack:
             "METRICS_PORT": str(free_port()),
         }
         self.processes: list[subprocess.Popen[bytes]] = []
-        self.start("api", "--port", str(self.port))
+        self.start("api", "--port", str(self.port), "--workers", str(api_workers))
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -258,9 +258,10 @@ def bench_worker(stack: Stack, tokens: list[str], jobs: int = 10) -> list[dict[s
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--api-workers", type=int, default=2, help="processes of `algotcha api`")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    stack = Stack()
+    stack = Stack(args.api_workers)
     try:
         tokens = stack.users(50)
         rows = bench_submit(stack, tokens, args.seconds)
