@@ -1,0 +1,80 @@
+"""The public surface other packages code against, and the engine's import boundary."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+from pathlib import Path
+
+import engine
+from engine import metrics
+
+REPO = Path(__file__).parents[3]
+API_DOC = REPO.parent / "shared" / "API.md"
+
+
+def test_the_public_names_are_exported() -> None:
+    assert sorted(engine.__all__) == sorted(
+        [
+            "EngineError", "RuleError", "DataError", "Cancelled", "BacktestRequest",
+            "TIMEFRAMES", "BacktestResult", "Trade", "BarStore", "DatasetInfo", "run", "check",
+            "rules",
+        ]
+    )  # fmt: skip
+    for name in engine.__all__:
+        assert getattr(engine, name) is not None
+
+
+def test_the_entry_points_keep_their_signatures() -> None:
+    run = inspect.signature(engine.run)
+    assert list(run.parameters) == ["request", "bars", "on_progress", "should_cancel"]
+    assert run.parameters["on_progress"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert list(inspect.signature(engine.check).parameters) == ["request", "store"]
+    assert next(iter(inspect.signature(engine.rules.parse).parameters)) == "text"
+    store = engine.BarStore
+    assert list(inspect.signature(store.load).parameters) == [
+        "self", "symbol", "timeframe", "start", "end",
+    ]  # fmt: skip
+    assert list(inspect.signature(store.write).parameters) == ["self", "symbol", "bars"]
+    fields = [field.name for field in engine.BacktestRequest.__dataclass_fields__.values()]
+    assert fields == [
+        "strategy_name", "symbol", "timeframe", "start", "end", "initial_capital", "fee_rate",
+        "slippage", "position_size", "long_entry", "long_exit", "short_entry", "short_exit",
+        "stop_loss", "take_profit", "trailing_stop",
+    ]  # fmt: skip
+    assert list(engine.Trade.__dataclass_fields__) == [
+        "side", "entry_time", "entry_price", "exit_time", "exit_price", "quantity", "pnl",
+        "return_pct", "exit_reason",
+    ]  # fmt: skip
+    assert list(engine.BacktestResult.__dataclass_fields__) == [
+        "metrics", "trades", "equity_curve", "bars", "elapsed_ms",
+    ]  # fmt: skip
+    assert list(engine.DatasetInfo.__dataclass_fields__) == ["symbol", "start", "end", "bars"]
+
+
+def test_engine_imports_nothing_of_the_other_packages() -> None:
+    forbidden = {"algotcha", "actors", "monitoring", "dramatiq", "pika", "psycopg", "starlette",
+                 "httpx", "uvicorn"}  # fmt: skip
+    for path in (REPO / "engine").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] not in forbidden, f"{path.name} imports {name}"
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def test_every_metric_key_is_documented_in_api_md() -> None:
+    assert API_DOC.is_file(), f"{API_DOC} not found: shared/ must sit beside the repository"
+    words = set(re.findall(r"[A-Za-z]+", API_DOC.read_text()))
+    missing = [camel(key) for key in metrics.KEYS if camel(key) not in words]
+    assert not missing, f"metrics missing from API.md: {missing}"
