@@ -5,6 +5,7 @@ pytest_plugins = [
     "tests.fixtures.app",
     "tests.fixtures.worker",
     "tests.fixtures.proxy",
+    "tests.fixtures.browser",
     "tests.fixtures.smtp",
     "tests.fixtures.telegram_api",
 ]

@@ -1,0 +1,321 @@
+// One backtest: its place in line or progress, live, then the result (metrics, chart, trades).
+
+import { FINAL, follow, get, request } from "./api.js";
+import { drawEquity } from "./chart.js";
+import * as fmt from "./format.js";
+import { $, el, show } from "./format.js";
+import {
+  RULES,
+  badge,
+  failed,
+  flash,
+  periodOf,
+  refreshStats,
+  setSegments,
+  showView,
+  state,
+  toPercent,
+} from "./shell.js";
+
+const TRADES_PER_PAGE = 50;
+
+export async function showJob(id, signal) {
+  showView("job", `Backtest #${id}`);
+  $("job-title").textContent = `Backtest #${id}`;
+  $("job-meta").textContent = "";
+  $("job-status").textContent = "";
+  $("job-status").className = "badge";
+  for (const part of ["job-live", "job-notice", "job-result", "job-details", "trades-card"])
+    show($(part), false);
+  try {
+    let job = await get(`/api/backtest/queue/${id}`, { signal });
+    renderJobHead(job);
+    renderSettings(job);
+    if (!FINAL.has(job.status)) {
+      renderLive(job);
+      $("job-cancel").onclick = async () => {
+        if (await cancelJob(id)) job = { ...job, cancelRequested: true };
+      };
+      await follow(
+        id,
+        (update) => {
+          renderLive({ ...job, ...update });
+          refreshStats();
+        },
+        signal,
+      );
+      if (signal.aborted) return;
+      job = await get(`/api/backtest/queue/${id}`, { signal });
+      renderJobHead(job);
+      renderSettings(job);
+    }
+    renderFinal(job, signal);
+  } catch (err) {
+    if (signal.aborted) return;
+    if (err.status === 404) notice(`There is no backtest #${id} in your account.`, "error");
+    else failed(err);
+  }
+}
+
+function renderJobHead(job) {
+  $("job-title").textContent = job.strategyName;
+  document.title = `${job.strategyName} · Algotcha`;
+  setSegments($("job-meta"), [`#${job.id}`, job.symbol, job.timeframe, periodOf(job.payload)]);
+  badge($("job-status"), job.status);
+}
+
+function renderLive(job) {
+  show($("job-live"));
+  badge($("job-status"), job.status);
+  const queued = job.status === "queued";
+  const processing = job.status === "processing";
+  if (queued) {
+    $("job-place").textContent = `You are #${job.queuePosition} in line`;
+    $("job-wait").textContent = job.estimatedWait
+      ? `Expected to start in ${fmt.minutes(job.estimatedWait)}.`
+      : job.queuePosition === 1
+        ? "Next up: it starts as soon as a worker is free."
+        : "Waiting for the backtests ahead of it.";
+  } else if (processing) {
+    $("job-place").textContent = "Running your backtest";
+    $("job-wait").textContent = job.cancelRequested ? "Cancelling at the next step…" : "";
+  }
+  $("job-cancel").disabled = Boolean(job.cancelRequested);
+  show($("job-progress-row"), processing);
+  $("job-progress").value = job.progress || 0;
+  $("job-progress-text").textContent = `${job.progress || 0} %`;
+  $("job-progress").setAttribute("aria-valuetext", `${job.progress || 0} percent`);
+  show($("job-cancel"), queued || processing);
+}
+
+/** True when the cancel was accepted; the live status then shows it ending. */
+async function cancelJob(id) {
+  const button = $("job-cancel");
+  button.disabled = true;
+  try {
+    const answer = await request("DELETE", `/api/backtest/queue/${id}`);
+    if (answer.status === "processing") $("job-wait").textContent = "Cancelling at the next step…";
+    return true;
+  } catch (err) {
+    if (err.status !== 409) flash(err.message, "error"); // 409: it finished meanwhile
+    button.disabled = false;
+    return false;
+  }
+}
+
+function notice(text, kind) {
+  const box = $("job-notice");
+  box.textContent = text;
+  box.className = `card notice ${kind}`;
+  show(box);
+}
+
+function renderFinal(job, signal) {
+  show($("job-live"), false);
+  if (job.status === "failed")
+    notice(`This backtest failed: ${job.error || "no reason was recorded."}`, "error");
+  else if (job.status === "cancelled") notice("This backtest was cancelled.", "info");
+  if (job.status !== "completed" || !job.result) return;
+  renderResult(job, signal);
+}
+
+const METRICS = [
+  ["totalReturn", "Total return", "percent"],
+  ["cagr", "CAGR", "percent"],
+  ["buyAndHoldReturn", "Buy and hold return", "percent"],
+  ["maxDrawdown", "Max drawdown", "percent"],
+  ["sharpe", "Sharpe ratio", "ratio"],
+  ["sortino", "Sortino ratio", "ratio"],
+  ["calmar", "Calmar ratio", "ratio"],
+  ["winRate", "Win rate", "share"],
+  ["profitFactor", "Profit factor", "ratio"],
+  ["expectancy", "Average trade return", "percent"],
+  ["trades", "Trades", "count"],
+  ["exposure", "Time in market", "share"],
+  ["finalEquity", "Final equity", "money"],
+  ["feesPaid", "Fees paid", "money"],
+];
+
+function metricText(value, kind) {
+  if (kind === "percent") return fmt.percent(value, { signed: true });
+  if (kind === "share") return fmt.percent(value);
+  if (kind === "money") return fmt.money(value);
+  if (kind === "count") return fmt.count(value);
+  return fmt.ratio(value);
+}
+
+function renderResult(job, signal) {
+  const { metrics, trades, equityCurve } = job.result;
+  renderKpis(metrics);
+  renderMetrics(metrics);
+  show($("job-result"));
+  show($("metrics-card"));
+  $("job-details").classList.remove("single");
+  show($("trades-card"));
+  const initial = (job.payload && job.payload.initialCapital) || (equityCurve[0] && equityCurve[0].equity);
+  renderChart(equityCurve, initial || 0, signal);
+  renderTrades(trades);
+}
+
+function renderKpis(metrics) {
+  const m = (key) => metrics[key];
+  const kpi = (label, value, toneOf, sub) =>
+    el(
+      "div",
+      { class: "kpi" },
+      el("p", { class: "kpi-label" }, label),
+      el("p", { class: `kpi-value ${toneOf}` }, value),
+      sub ? el("p", { class: "kpi-sub" }, sub) : null,
+    );
+  $("kpis").replaceChildren(
+    kpi(
+      "Total return",
+      fmt.percent(m("totalReturn"), { signed: true }),
+      fmt.tone(m("totalReturn")),
+      `Buy & hold ${fmt.percent(m("buyAndHoldReturn"), { signed: true })}`,
+    ),
+    kpi(
+      "Max drawdown",
+      fmt.percent(m("maxDrawdown")),
+      m("maxDrawdown") ? "down" : "",
+      `Calmar ${fmt.ratio(m("calmar"))}`,
+    ),
+    kpi("Sharpe", fmt.ratio(m("sharpe")), "", `Sortino ${fmt.ratio(m("sortino"))}`),
+    kpi("Win rate", fmt.percent(m("winRate")), "", `Profit factor ${fmt.ratio(m("profitFactor"))}`),
+    kpi("Trades", fmt.count(m("trades")), "", `In market ${fmt.percent(m("exposure"), { digits: 1 })}`),
+    kpi(
+      "Final equity",
+      fmt.money(m("finalEquity")),
+      fmt.tone(m("totalReturn")),
+      `CAGR ${fmt.percent(m("cagr"), { signed: true })}`,
+    ),
+  );
+}
+
+function renderMetrics(metrics) {
+  const known = new Set(METRICS.map(([key]) => key));
+  const rows = [
+    ...METRICS.filter(([key]) => key in metrics),
+    ...Object.keys(metrics)
+      .filter((key) => !known.has(key))
+      .map((key) => [key, key, "ratio"]),
+  ];
+  $("metrics-table").tBodies[0].replaceChildren(
+    ...rows.map(([key, label, kind]) => {
+      const tone = kind === "percent" || key === "maxDrawdown" ? fmt.tone(metrics[key]) : "";
+      return el(
+        "tr",
+        {},
+        el("th", { scope: "row" }, label),
+        el("td", { class: `num ${tone}` }, metricText(metrics[key], kind)),
+      );
+    }),
+  );
+}
+
+/** The chart is drawn at the container's width, so it is drawn again when the window resizes. */
+function renderChart(equityCurve, initial, signal) {
+  const chart = $("chart");
+  let width = chart.clientWidth;
+  drawEquity(chart, equityCurve, initial);
+  let timer = 0;
+  const redraw = () => {
+    if (chart.clientWidth === width) return; // a height change leaves the drawing as it is
+    width = chart.clientWidth;
+    drawEquity(chart, equityCurve, initial);
+  };
+  window.addEventListener(
+    "resize",
+    () => {
+      clearTimeout(timer);
+      timer = setTimeout(redraw, 150);
+    },
+    { signal },
+  );
+}
+
+function renderTrades(trades) {
+  let pageIndex = 0;
+  const pages = Math.max(1, Math.ceil(trades.length / TRADES_PER_PAGE));
+  const render = () => {
+    const from = pageIndex * TRADES_PER_PAGE;
+    const slice = trades.slice(from, from + TRADES_PER_PAGE);
+    $("trades-table").tBodies[0].replaceChildren(
+      ...slice.map((t, i) =>
+        el(
+          "tr",
+          {},
+          el("td", { class: "num muted" }, String(from + i + 1)),
+          el("td", {}, el("span", { class: `side ${t.side}` }, t.side)),
+          el("td", { class: "time" }, fmt.dateTime(t.entryTime)),
+          el("td", { class: "num" }, fmt.price(t.entryPrice)),
+          el("td", { class: "time" }, fmt.dateTime(t.exitTime)),
+          el("td", { class: "num" }, fmt.price(t.exitPrice)),
+          el("td", { class: "num" }, fmt.quantity(t.quantity)),
+          el("td", { class: `num ${fmt.tone(t.pnl)}` }, fmt.money(t.pnl, { signed: true })),
+          el("td", { class: `num ${fmt.tone(t.returnPct)}` }, fmt.percent(t.returnPct, { signed: true })),
+          el("td", { class: "reason" }, String(t.exitReason).replaceAll("_", " ")),
+        ),
+      ),
+    );
+    if (!trades.length) {
+      $("trades-table").tBodies[0].append(
+        el("tr", {}, el("td", { colspan: 10, class: "muted" }, "No trades: the rules never fired.")),
+      );
+    }
+    $("trades-range").textContent = trades.length
+      ? `${fmt.count(from + 1)}–${fmt.count(from + slice.length)} of ${fmt.count(trades.length)}`
+      : "";
+    $("trades-page").textContent = `Page ${pageIndex + 1} of ${pages}`;
+    $("trades-prev").disabled = pageIndex === 0;
+    $("trades-next").disabled = pageIndex >= pages - 1;
+  };
+  $("trades-prev").onclick = () => {
+    pageIndex -= 1;
+    render();
+  };
+  $("trades-next").onclick = () => {
+    pageIndex += 1;
+    render();
+  };
+  show($("trades-pager"), pages > 1);
+  render();
+}
+
+/** The run's settings (its stored payload), shown while it waits and beside the result. */
+function renderSettings(job) {
+  const payload = job.payload || {};
+  const pct = (v) => (v === null || v === undefined ? "none" : `${toPercent(v)} %`);
+  const items = [
+    ["Dataset", `${payload.symbol || job.symbol} · ${payload.timeframe || job.timeframe}`],
+    ["Period", periodOf(payload)],
+    ["Initial capital", fmt.money(payload.initialCapital)],
+    ["Position size", pct(payload.positionSize)],
+    ["Fee / slippage", `${pct(payload.feeRate)} / ${pct(payload.slippage)} per side`],
+    ["Stop loss / take profit", `${pct(payload.stopLoss)} / ${pct(payload.takeProfit)}`],
+    ["Trailing stop", pct(payload.trailingStop)],
+    ...RULES.filter((rule) => payload[rule]).map((rule) => [
+      $(`f-${rule}`).labels[0].firstChild.textContent.trim(),
+      payload[rule],
+      "code",
+    ]),
+    ["Submitted", `${fmt.dateTime(job.createdAt)} UTC`],
+    job.completedAt ? ["Finished", `${fmt.dateTime(job.completedAt)} UTC`] : null,
+    job.result
+      ? ["Bars", `${fmt.count(job.result.bars)} · computed in ${fmt.count(job.result.elapsedMs)} ms`]
+      : null,
+  ].filter(Boolean);
+  $("settings-list").replaceChildren(
+    ...items.flatMap(([term, value, kind]) => [
+      el("dt", {}, term),
+      el("dd", {}, kind === "code" ? el("code", {}, value) : value),
+    ]),
+  );
+  $("job-rerun").onclick = () => {
+    state.rerun = payload;
+  };
+  show($("job-rerun"), Boolean(job.payload));
+  show($("metrics-card"), false);
+  $("job-details").classList.add("single");
+  show($("job-details"));
+}
