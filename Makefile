@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 services:
 	bash tests/services.sh
 
-test: $(STAMP) services
+test: $(STAMP) services lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -35,7 +35,6 @@ class JobRow:
     result: dict[str, Any] | None
 
 
-
 @dataclass(frozen=True)
 class QueueState:
     """What a wait estimate needs, read in one statement."""
@@ -54,7 +53,6 @@ class StatusCounts:
     completed: int
     failed: int
     cancelled: int
-
 
 
 def insert_job_within_limit(
@@ -101,7 +99,6 @@ def insert_job_within_limit(
 def lock_user_queue(conn: psycopg.Connection, user_id: int) -> None:
     """Serialise one user's submits so the per-user limit holds under concurrency."""
     conn.execute("SELECT pg_advisory_xact_lock(1, %(user_id)s::int)", {"user_id": user_id})
-
 
 
 def insert_outbox(conn: psycopg.Connection, job_ids: list[int]) -> None:
@@ -169,7 +166,6 @@ def select_active_jobs_for_user(conn: psycopg.Connection, user_id: int) -> list[
     ).fetchall()
 
 
-
 def select_queue_state(
     conn: psycopg.Connection, job: JobRow | None, *, stale_after_s: float, sample: int
 ) -> QueueState:
@@ -222,8 +218,6 @@ def count_jobs_by_status(conn: psycopg.Connection) -> StatusCounts:
     return StatusCounts(**{s: int(counts.get(s, 0)) for s in StatusCounts.__dataclass_fields__})
 
 
-
-
 def select_oldest_processing_s(conn: psycopg.Connection) -> float:
     row = conn.execute(
         """
@@ -233,7 +227,6 @@ def select_oldest_processing_s(conn: psycopg.Connection) -> float:
     ).fetchone()
     assert row is not None
     return float(row[0])
-
 
 
 def claim_next_job(conn: psycopg.Connection, worker_id: str) -> JobRow | None:

@@ -103,9 +103,7 @@ def locate(pool: ConnectionPool, settings: Settings, job: JobRow) -> QueuedJob:
         return _place(job, _state(conn, settings, job))
 
 
-def _state(
-    conn: psycopg.Connection, settings: Settings, job: JobRow | None
-) -> job_db.QueueState:
+def _state(conn: psycopg.Connection, settings: Settings, job: JobRow | None) -> job_db.QueueState:
     return job_db.select_queue_state(
         conn, job, stale_after_s=settings.stale_after_s, sample=estimates.DURATION_SAMPLE
     )
