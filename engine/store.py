@@ -41,6 +41,9 @@ class DatasetInfo:
     bars: int
 
 
+_INFO_CACHE: dict[tuple[str, int, int], DatasetInfo] = {}
+
+
 class BarStore:
     """One Parquet file of 1-minute bars per symbol under data_dir (`<SYMBOL>.parquet`).
 
@@ -75,6 +78,16 @@ class BarStore:
         return self._info(symbol, path) if path.is_file() else None
 
     def _info(self, symbol: str, path: Path) -> DatasetInfo:
+        # Every submit checks its range against the dataset: answer from memory while the
+        # file is unchanged (a rewrite changes its mtime and size).
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        cached = _INFO_CACHE.get(key)
+        if cached is None:
+            cached = _INFO_CACHE[key] = self._read_info(symbol, path)
+        return cached
+
+    def _read_info(self, symbol: str, path: Path) -> DatasetInfo:
         metadata = pq.read_schema(path).metadata or {}
         if METADATA_KEY in metadata:
             summary = json.loads(metadata[METADATA_KEY])

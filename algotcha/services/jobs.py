@@ -55,7 +55,7 @@ def submit(
 
     Without notify_via the user's profile choice applies.
     """
-    with transaction(pool) as conn, conn.pipeline():
+    with transaction(pool) as conn:
         job_db.lock_user_queue(conn, user_id)
         job = job_db.insert_job_within_limit(
             conn,

@@ -58,17 +58,14 @@ def bot_username(settings: Settings, client: telegram.Client | None) -> str:
     if settings.telegram_bot_username:
         return settings.telegram_bot_username
     if client is None:
-        raise UnavailableError(
-            "Telegram is not set up on this server (TELEGRAM_BOT_TOKEN, TELEGRAM_BOT_USERNAME)",
-            retry_after_s=3600,
-        )
+        # The operator's hint goes to the log; the user only needs to know it is off.
+        logger.warning("event=telegram_link_refused reason=no_bot (set TELEGRAM_BOT_TOKEN)")
+        raise UnavailableError("Telegram is not set up on this server", retry_after_s=3600)
     try:
         return client.username()
     except DeliveryError as exc:
         logger.warning("event=telegram_get_me_failed reason=%r", exc.reason)
-        raise UnavailableError(
-            "cannot ask Telegram for the bot's name; try again, or set TELEGRAM_BOT_USERNAME"
-        ) from None
+        raise UnavailableError("Telegram cannot be reached right now; try again shortly") from None
 
 
 def consume(pool: ConnectionPool, token: str, chat_id: int) -> Consumed:
