@@ -42,6 +42,8 @@ if ! port_open 5672; then
 fi
 # promtool checks the Prometheus config and alert rules in tests/deploy.
 command -v promtool >/dev/null || apt_install --no-install-recommends prometheus
+# systemd-analyze verifies the units in deploy/systemd.
+command -v systemd-analyze >/dev/null || apt_install --no-install-recommends systemd
 # Debian's chromium for the browser test (Playwright drives it; it never downloads one).
 command -v chromium >/dev/null || apt_install chromium
 log "PostgreSQL and RabbitMQ are up"
