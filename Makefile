@@ -25,6 +25,7 @@ lint: $(STAMP)
 
 bench: $(STAMP) services
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(PY) -m pip install -q -e '.[dev,bench]' || echo "vectorbt did not install: compared with backtesting.py only"
 	$(PY) tests/benchmarks/run.py --json var/bench.json
 
 run: $(STAMP)

@@ -24,6 +24,7 @@ from algotcha.config import Settings
 from algotcha.db import jobs as job_db
 from tests.fixtures.app import LiveServer, payload
 from tests.fixtures.proxy import Proxy
+from tests.integration.test_notifications import purge_notification_queues
 from tests.integration.test_worker import status_of, wait_for
 
 pytestmark = pytest.mark.integration
@@ -168,3 +169,39 @@ def test_a_crowd_of_submits_keeps_the_queue_consistent(
     assert len(rows) > 0
     for (_, ended), (started, _) in itertools.pairwise(rows):
         assert ended <= started, "two backtests overlapped"
+
+
+def test_sigkill_mid_job_then_restart_notifies_exactly_once(
+    make_user: Any,
+    start_worker: Any,
+    start_notifier: Any,
+    smtp_server: Any,
+    db: psycopg.Connection,
+    settings: Settings,
+) -> None:
+    """Given a user who wants email, when the worker is killed mid-job and started again,
+    then the job completes once and exactly one email arrives."""
+    assert settings.broker_url is not None
+    purge_notification_queues(settings.broker_url)
+    user = make_user()
+    job_id = user.client.post(
+        "/api/backtest/queue", json={"payload": payload(), "notifyVia": "email"}
+    ).json()["queueId"]
+    start_notifier(
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=str(smtp_server.port),
+        SMTP_TLS="none",
+        SMTP_FROM="algotcha@example.com",
+        NOTIFY_MIN_BACKOFF_SECONDS="0.2",
+        NOTIFY_MAX_BACKOFF_SECONDS="0.5",
+    )
+    first = start_worker(DEBUG_BACKTEST_DELAY_SECONDS="3")
+    wait_for(lambda: status_of(db, job_id) == "processing", what="processing")
+    first.kill()
+    second = start_worker(DEBUG_BACKTEST_DELAY_SECONDS="1")
+    wait_for(lambda: len(smtp_server.received) >= 1, what="the email")
+    time.sleep(2)  # room for a duplicate to show up, were there one
+    assert status_of(db, job_id) == "completed"
+    assert (first.output() + second.output()).count(f"event=job_completed job={job_id} ") == 1
+    assert len(smtp_server.received) == 1
+    assert smtp_server.received[0].recipients == [user.email]
