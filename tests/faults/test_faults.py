@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pika
+import psutil
 import psycopg
 import pytest
 
@@ -205,3 +206,23 @@ def test_sigkill_mid_job_then_restart_notifies_exactly_once(
     assert (first.output() + second.output()).count(f"event=job_completed job={job_id} ") == 1
     assert len(smtp_server.received) == 1
     assert smtp_server.received[0].recipients == [user.email]
+
+
+def test_a_backtest_process_that_dies_fails_its_job_and_the_worker_goes_on(
+    make_user: Any, start_worker: Any, db: psycopg.Connection
+) -> None:
+    """Given a running backtest, when its process dies as a crash in native code would
+    (SIGKILL), then the job fails with that reason and the worker runs the next job."""
+    user = make_user()
+    doomed = user.submit().json()["queueId"]
+    after = user.submit().json()["queueId"]
+    worker = start_worker(DEBUG_BACKTEST_DELAY_SECONDS="3")
+    wait_for(lambda: status_of(db, doomed) == "processing", what="processing")
+    # The forkserver is the worker's child; backtest processes are its children.
+    backtests = [p for child in psutil.Process(worker.pid).children() for p in child.children()]
+    assert backtests
+    for process in backtests:
+        process.kill()
+    wait_for(lambda: status_of(db, doomed) == "failed", what="the crashed job failed")
+    assert "killed by signal 9" in user.client.get(f"/api/backtest/queue/{doomed}").json()["error"]
+    wait_for(lambda: status_of(db, after) == "completed", what="the next job")
