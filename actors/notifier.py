@@ -37,7 +37,7 @@ class Notifier:
             queues={queues.NOTIFICATION_QUEUE},
             worker_threads=settings.notifier_threads,
         )
-        self.sweeper = deliveries.Sweeper(pool, self.rt.broker, settings)
+        self.sweeper = deliveries.sweeper(pool, self.rt.broker, settings)
 
     def start(self) -> None:
         self.rt.broker.emit_after("process_boot")

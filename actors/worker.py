@@ -41,8 +41,7 @@ class BacktestWorker:
         # One message in flight: a second would sit unacked here while RabbitMQ's "Ready"
         # count and every other worker's chance at it suffer.
         self.worker.queue_prefetch = 1
-        self.heartbeat: workers.Heartbeat | None = None
-        self.sweeper = outbox.Sweeper(pool, self.rt.broker, settings)
+        self.sweeper = outbox.sweeper(pool, self.rt.broker, settings)
 
     def start(self) -> None:
         rt, pool = self.rt, self.pool
@@ -53,7 +52,9 @@ class BacktestWorker:
         if dead:
             jobs.recover_from(pool, dead, self.settings)
         outbox.publish_pending(pool, rt.broker, grace_s=outbox.PUBLISH_GRACE_S)
-        self.heartbeat = workers.Heartbeat(pool, rt.worker_id, self.settings.heartbeat_interval_s)
+        self.heartbeat = workers.heartbeat_thread(
+            pool, rt.worker_id, self.settings.heartbeat_interval_s
+        )
         rt.broker.emit_after("process_boot")
         self.heartbeat.start()
         self.sweeper.start()

@@ -45,7 +45,7 @@ def create_app(
         )
         pool.open(wait=False)
         the_broker = broker or _rabbitmq(settings)
-        sweeper = outbox.Sweeper(pool, the_broker, settings)
+        sweeper = outbox.sweeper(pool, the_broker, settings)
         collector = QueueCollector(functools.partial(jobs.queue_sample, pool, settings))
         # The bot, for webhook replies and its username in deep links; None without a token.
         bot = (

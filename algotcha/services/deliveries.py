@@ -22,9 +22,9 @@ At most once, and why it holds:
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
-import threading
 import time
 
 import dramatiq
@@ -48,6 +48,7 @@ from algotcha.notify.errors import (
     TransientError,
 )
 from algotcha.notify.transports import Transport
+from algotcha.services.periodic import Periodic
 from monitoring import metrics
 
 logger = logging.getLogger(__name__)
@@ -124,26 +125,13 @@ def sweep(pool: ConnectionPool, broker: dramatiq.Broker, settings: Settings) -> 
     _publish(pool, broker, [(row.job_id, row.channel) for row in unpublished])
 
 
-class Sweeper(threading.Thread):
-    """Runs sweep() every SWEEP_INTERVAL_SECONDS in the notifier until stopped."""
-
-    def __init__(self, pool: ConnectionPool, broker: dramatiq.Broker, settings: Settings) -> None:
-        super().__init__(name="algotcha-notification-sweeper", daemon=True)
-        self.pool, self.broker, self.settings = pool, broker, settings
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.wait(self.settings.sweep_interval_s):
-            try:
-                sweep(self.pool, self.broker, self.settings)
-            except UnavailableError as exc:
-                logger.warning("event=notification_sweep_skipped reason=%s", exc.detail)
-            except Exception:
-                logger.exception("event=notification_sweep_failed")
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.join(timeout=10)
+def sweeper(pool: ConnectionPool, broker: dramatiq.Broker, settings: Settings) -> Periodic:
+    """sweep() every SWEEP_INTERVAL_SECONDS in the notifier."""
+    return Periodic(
+        "algotcha_notification_sweep",
+        settings.sweep_interval_s,
+        functools.partial(sweep, pool, broker, settings),
+    )
 
 
 # --- delivering --------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-import threading
 
 import dramatiq
 from psycopg_pool import ConnectionPool
@@ -12,8 +12,8 @@ from algotcha import queues
 from algotcha.config import Settings
 from algotcha.db import jobs as job_db
 from algotcha.db.pool import transaction
-from algotcha.errors import UnavailableError
 from algotcha.services import jobs
+from algotcha.services.periodic import Periodic
 
 logger = logging.getLogger(__name__)
 
@@ -50,23 +50,10 @@ def sweep(pool: ConnectionPool, broker: dramatiq.Broker, settings: Settings) -> 
     return publish_pending(pool, broker, grace_s=PUBLISH_GRACE_S)
 
 
-class Sweeper(threading.Thread):
-    """Runs sweep() every SWEEP_INTERVAL_SECONDS until stopped; any process may run one."""
-
-    def __init__(self, pool: ConnectionPool, broker: dramatiq.Broker, settings: Settings) -> None:
-        super().__init__(name="algotcha-sweeper", daemon=True)
-        self.pool, self.broker, self.settings = pool, broker, settings
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.wait(self.settings.sweep_interval_s):
-            try:
-                sweep(self.pool, self.broker, self.settings)
-            except UnavailableError as exc:
-                logger.warning("event=sweep_skipped reason=%s", exc.detail)
-            except Exception:
-                logger.exception("event=sweep_failed")
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.join(timeout=10)
+def sweeper(pool: ConnectionPool, broker: dramatiq.Broker, settings: Settings) -> Periodic:
+    """sweep() every SWEEP_INTERVAL_SECONDS; any process may run one."""
+    return Periodic(
+        "algotcha_sweep",
+        settings.sweep_interval_s,
+        functools.partial(sweep, pool, broker, settings),
+    )

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
-import threading
 import uuid
 
 from psycopg_pool import ConnectionPool
 
 from algotcha.db import workers as worker_db
 from algotcha.db.pool import transaction
-from algotcha.errors import UnavailableError
+from algotcha.services.periodic import Periodic
 
 logger = logging.getLogger(__name__)
 
@@ -67,21 +67,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-class Heartbeat(threading.Thread):
+def heartbeat_thread(pool: ConnectionPool, worker_id: str, interval_s: float) -> Periodic:
     """Keeps this worker counted as live while it waits for work."""
-
-    def __init__(self, pool: ConnectionPool, worker_id: str, interval_s: float) -> None:
-        super().__init__(name="algotcha-heartbeat", daemon=True)
-        self.pool, self.worker_id, self.interval_s = pool, worker_id, interval_s
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.wait(self.interval_s):
-            try:
-                heartbeat(self.pool, self.worker_id)
-            except UnavailableError:
-                logger.warning("event=heartbeat_failed worker=%s", self.worker_id)
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.join(timeout=5)
+    return Periodic("algotcha_heartbeat", interval_s, functools.partial(heartbeat, pool, worker_id))
