@@ -36,10 +36,9 @@ class JobRow:
 
 
 @dataclass(frozen=True)
-class QueueState:
-    """What a wait estimate needs, read in one statement."""
+class QueueLoad:
+    """What a wait estimate needs besides a position: it changes slowly."""
 
-    ahead: int  # queued jobs before the given one (all queued jobs when none is given)
     running_elapsed_s: list[float]
     running_progress: list[int]
     mean_duration_s: float | None
@@ -166,27 +165,39 @@ def select_active_jobs_for_user(conn: psycopg.Connection, user_id: int) -> list[
     ).fetchall()
 
 
-def select_queue_state(
-    conn: psycopg.Connection, job: JobRow | None, *, stale_after_s: float, sample: int
-) -> QueueState:
-    """Queued jobs ahead of `job` in queue order (priority DESC, id), the running jobs, the
-    mean duration of the last `sample` completed jobs, and the live workers: one round trip.
+def count_queued_ahead(conn: psycopg.Connection, job: JobRow | None) -> int:
+    """Queued jobs ahead of `job` in queue order (priority DESC, id); all queued ones for None.
 
     Whole blocks ahead are summed from queue_block; only the job's own block is counted
-    row by row (see the migration).
+    row by row (see the migration), so this stays cheap at 100,000 queued jobs.
     """
-    cur = conn.cursor(row_factory=class_row(QueueState))
-    state = cur.execute(
+    row = conn.execute(
+        """
+        SELECT CASE WHEN %(id)s::bigint IS NULL
+            THEN (SELECT COALESCE(sum(queued), 0) FROM queue_block)
+            ELSE (SELECT COALESCE(sum(queued), 0) FROM queue_block
+                  WHERE (neg_priority, block) < (%(neg_priority)s, %(id)s / 1024))
+               + (SELECT count(*) FROM backtest_job
+                  WHERE status = 'queued' AND -priority = %(neg_priority)s
+                    AND id >= %(id)s / 1024 * 1024 AND id < %(id)s)
+        END
+        """,
+        {
+            "id": None if job is None else job.id,
+            "neg_priority": 0 if job is None else -job.priority,
+        },
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def select_queue_load(conn: psycopg.Connection, *, stale_after_s: float, sample: int) -> QueueLoad:
+    """The running jobs, the mean duration of the last `sample` completed ones, and the live
+    workers, in one round trip."""
+    cur = conn.cursor(row_factory=class_row(QueueLoad))
+    load = cur.execute(
         """
         SELECT
-            CASE WHEN %(id)s::bigint IS NULL
-                THEN (SELECT COALESCE(sum(queued), 0) FROM queue_block)
-                ELSE (SELECT COALESCE(sum(queued), 0) FROM queue_block
-                      WHERE (neg_priority, block) < (%(neg_priority)s, %(id)s / 1024))
-                   + (SELECT count(*) FROM backtest_job
-                      WHERE status = 'queued' AND -priority = %(neg_priority)s
-                        AND id >= %(id)s / 1024 * 1024 AND id < %(id)s)
-            END::int AS ahead,
             ARRAY(SELECT extract(epoch FROM now() - started_at)::float8 FROM backtest_job
                   WHERE status = 'processing' ORDER BY id) AS running_elapsed_s,
             ARRAY(SELECT progress::int FROM backtest_job
@@ -199,15 +210,10 @@ def select_queue_state(
              WHERE stopped_at IS NULL
                AND heartbeat_at > now() - make_interval(secs => %(stale)s)) AS workers
         """,
-        {
-            "id": None if job is None else job.id,
-            "neg_priority": 0 if job is None else -job.priority,
-            "stale": stale_after_s,
-            "sample": sample,
-        },
+        {"stale": stale_after_s, "sample": sample},
     ).fetchone()
-    assert state is not None
-    return state
+    assert load is not None
+    return load
 
 
 def count_jobs_by_status(conn: psycopg.Connection) -> StatusCounts:

@@ -103,23 +103,24 @@ def run(
     """Run the backtest of `payload` (a stored RunBacktestDto) to its end or until stopped.
 
     on_tick(progress) is called about every tick_interval_s with the latest progress; when
-    it returns True the child is killed and Stopped is returned. One child runs one job;
-    the next one is started as soon as this one is done.
+    it returns True the child is killed and Stopped is returned. One child runs one job.
     """
     global _ready
     warm_up()
     assert _ready is not None
-    child, _ready = _ready, None
+    child = _ready
     started = time.monotonic()
     try:
         child.conn.send((payload, str(data_dir), delay_s))
+        # The next job's process starts now and warms up while this one runs, so that
+        # back-to-back jobs never wait for a fork and pyarrow's set-up (~100 ms).
+        _ready = _Child()
         return _follow(child, started, time_limit_s, tick_interval_s, on_tick)
     except (BrokenPipeError, EOFError):
         child.process.join(timeout=5)
         return Crashed(_describe_exit(child.process.exitcode))
     finally:
         child.stop()
-        warm_up()
 
 
 def _follow(
@@ -163,6 +164,10 @@ def _child_main(conn: Connection) -> None:
     for name in list(os.environ):
         if name not in _CHILD_ENV:
             del os.environ[name]
+    from engine.store import warm_up
+
+    # The wait for a job is free time: spend it on pyarrow's first-use set-up.
+    warm_up()
     try:
         payload, data_dir, delay_s = conn.recv()
     except EOFError:

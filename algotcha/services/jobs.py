@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
+import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,9 +81,9 @@ def submit(
         raise
     with connection(pool) as conn:
         job_db.delete_outbox(conn, [job.id])
-        state = _state(conn, settings, job)
+        located = _locate(conn, pool, settings, job)
     logger.info("event=job_submitted job=%s user=%s", job.id, user_id)
-    return _place(job, state)
+    return located
 
 
 def _withdraw(pool: ConnectionPool, job_id: int) -> None:
@@ -98,32 +101,67 @@ def _withdraw(pool: ConnectionPool, job_id: int) -> None:
 def locate(pool: ConnectionPool, settings: Settings, job: JobRow) -> QueuedJob:
     """Attach the live queue position and wait estimate to a job row."""
     if job.status != "queued":
-        return _place(job, None)
+        return _place(job)
     with connection(pool) as conn:
-        return _place(job, _state(conn, settings, job))
+        return _locate(conn, pool, settings, job)
 
 
-def _state(conn: psycopg.Connection, settings: Settings, job: JobRow | None) -> job_db.QueueState:
-    return job_db.select_queue_state(
-        conn, job, stale_after_s=settings.stale_after_s, sample=estimates.DURATION_SAMPLE
-    )
+class _LoadCache:
+    """The slow part of a wait estimate, read at most once per LOAD_TTL_S per pool.
+
+    Every submit and position request needs it, but running jobs, recent durations and
+    live workers change over seconds; re-reading them each time cost the database more
+    than the position itself.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loads: weakref.WeakKeyDictionary[
+            ConnectionPool, tuple[float, estimates.QueueSnapshot]
+        ]
+        self._loads = weakref.WeakKeyDictionary()
+
+    def get(
+        self, conn: psycopg.Connection, pool: ConnectionPool, settings: Settings
+    ) -> estimates.QueueSnapshot:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._loads.get(pool)
+        if cached is not None and now - cached[0] < LOAD_TTL_S:
+            return cached[1]
+        load = job_db.select_queue_load(
+            conn, stale_after_s=settings.stale_after_s, sample=estimates.DURATION_SAMPLE
+        )
+        snapshot = estimates.QueueSnapshot(
+            running=list(zip(load.running_elapsed_s, load.running_progress, strict=True)),
+            mean_duration_s=load.mean_duration_s,
+            workers=load.workers,
+        )
+        with self._lock:
+            self._loads[pool] = (now, snapshot)
+        return snapshot
 
 
-def _snapshot(state: job_db.QueueState) -> estimates.QueueSnapshot:
-    return estimates.QueueSnapshot(
-        running=list(zip(state.running_elapsed_s, state.running_progress, strict=True)),
-        mean_duration_s=state.mean_duration_s,
-        workers=state.workers,
-    )
+LOAD_TTL_S = 1.0
+_loads = _LoadCache()
 
 
-def _place(job: JobRow, state: job_db.QueueState | None) -> QueuedJob:
+def _place(
+    job: JobRow, ahead: int | None = None, load: estimates.QueueSnapshot | None = None
+) -> QueuedJob:
     if job.status == "processing":
         return QueuedJob(job, 0, 0)
-    if job.status != "queued" or state is None:
+    if job.status != "queued" or ahead is None or load is None:
         return QueuedJob(job, None, None)
-    wait = estimates.wait_s(state.ahead, _snapshot(state))
-    return QueuedJob(job, state.ahead + 1, estimates.minutes(wait))
+    return QueuedJob(job, ahead + 1, estimates.minutes(estimates.wait_s(ahead, load)))
+
+
+def _locate(
+    conn: psycopg.Connection, pool: ConnectionPool, settings: Settings, job: JobRow
+) -> QueuedJob:
+    if job.status != "queued":
+        return _place(job)
+    return _place(job, job_db.count_queued_ahead(conn, job), _loads.get(conn, pool, settings))
 
 
 def get_for_user(pool: ConnectionPool, settings: Settings, user_id: int, job_id: int) -> QueuedJob:
@@ -132,7 +170,7 @@ def get_for_user(pool: ConnectionPool, settings: Settings, user_id: int, job_id:
         if job is None:
             raise NotFoundError(f"no backtest {job_id}")
         # Read separately from the row: a claim in between shows as queued with a position.
-        return _place(job, _state(conn, settings, job) if job.status == "queued" else None)
+        return _locate(conn, pool, settings, job)
 
 
 def list_for_user(
@@ -140,9 +178,7 @@ def list_for_user(
 ) -> list[QueuedJob]:
     with connection(pool) as conn:
         rows = job_db.select_jobs_for_user(conn, user_id, limit=limit, before=before)
-        return [
-            _place(r, _state(conn, settings, r) if r.status == "queued" else None) for r in rows
-        ]
+        return [_locate(conn, pool, settings, r) for r in rows]
 
 
 def cancel(pool: ConnectionPool, user_id: int, job_id: int) -> JobRow:
@@ -163,12 +199,12 @@ def queue_sample(pool: ConnectionPool, settings: Settings) -> QueueSample:
     """The queue gauges of /metrics, from the database (every process reports the same)."""
     with transaction(pool) as conn:
         counts = job_db.count_jobs_by_status(conn)
-        state = _state(conn, settings, None)
+        load = _loads.get(conn, pool, settings)
         oldest = job_db.select_oldest_processing_s(conn)
     return QueueSample(
         jobs_by_status=dataclasses.asdict(counts),
-        estimated_wait_s=estimates.wait_s(state.ahead, _snapshot(state)),
-        workers_online=state.workers,
+        estimated_wait_s=estimates.wait_s(counts.queued, load),
+        workers_online=load.workers,
         oldest_processing_s=oldest,
     )
 
@@ -176,9 +212,9 @@ def queue_sample(pool: ConnectionPool, settings: Settings) -> QueueSample:
 def stats(pool: ConnectionPool, settings: Settings) -> QueueStats:
     with transaction(pool) as conn:
         counts = job_db.count_jobs_by_status(conn)
-        state = _state(conn, settings, None)
-    wait = estimates.wait_s(state.ahead, _snapshot(state))
-    return QueueStats(counts, state.workers, estimates.minutes(wait))
+        load = _loads.get(conn, pool, settings)
+    wait = estimates.wait_s(counts.queued, load)
+    return QueueStats(counts, load.workers, estimates.minutes(wait))
 
 
 # --- the worker's side -------------------------------------------------------------------
