@@ -153,17 +153,6 @@ def select_jobs_for_user(
     ).fetchall()
 
 
-def select_active_jobs_for_user(conn: psycopg.Connection, user_id: int) -> list[JobRow]:
-    cur = conn.cursor(row_factory=class_row(JobRow))
-    return cur.execute(
-        """
-        SELECT * FROM backtest_job
-        WHERE user_id = %(user_id)s AND status IN ('queued', 'processing')
-        ORDER BY id
-        """,
-        {"user_id": user_id},
-    ).fetchall()
-
 
 def count_queued_ahead(conn: psycopg.Connection, job: JobRow | None) -> int:
     """Queued jobs ahead of `job` in queue order (priority DESC, id); all queued ones for None.

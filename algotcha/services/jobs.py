@@ -98,12 +98,6 @@ def _withdraw(pool: ConnectionPool, job_id: int) -> None:
         logger.error("event=withdraw_failed job=%s (the sweeper will publish it)", job_id)
 
 
-def locate(pool: ConnectionPool, settings: Settings, job: JobRow) -> QueuedJob:
-    """Attach the live queue position and wait estimate to a job row."""
-    if job.status != "queued":
-        return _place(job)
-    with connection(pool) as conn:
-        return _locate(conn, pool, settings, job)
 
 
 class _LoadCache:
