@@ -153,7 +153,6 @@ def select_jobs_for_user(
     ).fetchall()
 
 
-
 def count_queued_ahead(conn: psycopg.Connection, job: JobRow | None) -> int:
     """Queued jobs ahead of `job` in queue order (priority DESC, id); all queued ones for None.
 

@@ -98,8 +98,6 @@ def _withdraw(pool: ConnectionPool, job_id: int) -> None:
         logger.error("event=withdraw_failed job=%s (the sweeper will publish it)", job_id)
 
 
-
-
 class _LoadCache:
     """The slow part of a wait estimate, read at most once per LOAD_TTL_S per pool.
 
