@@ -116,7 +116,9 @@ def run(
         # back-to-back jobs never wait for a fork and pyarrow's set-up (~100 ms).
         _ready = _Child()
         return _follow(child, started, time_limit_s, tick_interval_s, on_tick)
-    except (BrokenPipeError, EOFError):
+    except (EOFError, OSError):
+        # The child died: a closed pipe reads as EOF, or as a reset (ConnectionResetError)
+        # when it died with our payload still unread; sending to it is a BrokenPipeError.
         child.process.join(timeout=5)
         return Crashed(_describe_exit(child.process.exitcode))
     finally:

@@ -24,9 +24,10 @@ from algotcha import queues
 from algotcha.config import Settings
 from algotcha.db import jobs as job_db
 from tests.fixtures.app import LiveServer, payload
+from tests.fixtures.polling import wait_for
 from tests.fixtures.proxy import Proxy
 from tests.integration.test_notifications import purge_notification_queues
-from tests.integration.test_worker import status_of, wait_for
+from tests.integration.test_worker import status_of
 
 pytestmark = pytest.mark.integration
 

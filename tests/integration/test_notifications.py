@@ -11,7 +11,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -30,6 +30,7 @@ from algotcha.notify import messages
 from algotcha.notify.errors import UncertainError
 from algotcha.services import deliveries
 from tests.fixtures.app import LiveServer, User
+from tests.fixtures.polling import wait_for
 from tests.fixtures.smtp import SmtpServer
 from tests.fixtures.telegram_api import TOKEN, FakeTelegram, blocked, too_many_requests
 from tests.fixtures.worker import worker_env
@@ -41,16 +42,6 @@ PUBLIC_URL = "https://algotcha.test"
 SENDER = "Algotcha <alerts@algotcha.test>"
 CHAT = 555_001
 EVIL = "<b>x</b> & co"
-
-
-def wait_for(condition: Callable[[], Any], timeout_s: float = 30, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what or condition}")
 
 
 def notifier_env(telegram: FakeTelegram, smtp_port: int, **extra: str) -> dict[str, str]:
