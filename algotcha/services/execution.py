@@ -87,7 +87,11 @@ _ready: _Child | None = None
 def warm_up() -> None:
     """Start the forkserver and the first child now, so the first job does not wait for them."""
     global _ready
-    if _ready is None or not _ready.process.is_alive():
+    # A waiting child never writes, so a readable pipe means it died (is_alive() can lag,
+    # since the forkserver, not this process, reaps it).
+    if _ready is None or not _ready.process.is_alive() or _ready.conn.poll():
+        if _ready is not None:
+            _ready.stop()
         _ready = _Child()
 
 
