@@ -18,6 +18,14 @@ class Runtime:
     def __init__(self, settings: Settings, broker: dramatiq.Broker, pool: ConnectionPool) -> None:
         self.settings, self.broker, self.pool = settings, broker, pool
         self.worker_id = ""
+        self._booted = False
+
+    def boot(self) -> None:
+        """Tell the broker's middleware the process is up (arms TimeLimit), once per process,
+        however many Dramatiq workers it runs (`algotcha up` runs two)."""
+        if not self._booted:
+            self.broker.emit_after("process_boot")
+            self._booted = True
 
 
 def setup(

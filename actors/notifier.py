@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 
 import dramatiq
 from psycopg_pool import ConnectionPool
 
 from actors import broker as actor_broker
+from actors import process
 from algotcha import queues
 from algotcha.config import Settings
 from algotcha.db import pool as db_pool
 from algotcha.services import deliveries
-from monitoring import exporter
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +38,7 @@ class Notifier:
         self.sweeper = deliveries.sweeper(pool, self.rt.broker, settings)
 
     def start(self) -> None:
-        self.rt.broker.emit_after("process_boot")
+        self.rt.boot()
         self.sweeper.start()
         self.worker.start()
         logger.info(
@@ -78,20 +76,4 @@ def serve(settings: Settings) -> int:
         name="algotcha-notifier",
     )
     pool.open(wait=True, timeout=30)
-    notifier = Notifier(settings, pool)
-    server, _ = exporter.start_http_exporter(
-        exporter.registry(settings.metrics_multiproc_dir),
-        settings.metrics_host,
-        settings.metrics_port,
-    )
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    notifier.start()
-    stop.wait()
-    notifier.stop()
-    notifier.rt.broker.close()
-    server.shutdown()
-    server.server_close()
-    pool.close()
-    return 0
+    return process.run_until_signalled(settings, pool, Notifier(settings, pool))

@@ -7,6 +7,8 @@ max_retries is a backstop above NOTIFY_MAX_ATTEMPTS, for database outages.
 
 from __future__ import annotations
 
+from typing import Any
+
 import dramatiq
 
 from actors.broker import runtime
@@ -25,26 +27,22 @@ _MAX_BACKOFF_MS = int(_settings.notify_max_backoff_s * 1000)
 _TIME_LIMIT_MS = int(_settings.sending_lease_s * 1000)
 
 
-@dramatiq.actor(
-    actor_name=queues.NOTIFY_TELEGRAM,
-    queue_name=queues.NOTIFICATION_QUEUE,
-    max_retries=_MAX_RETRIES,
-    min_backoff=_MIN_BACKOFF_MS,
-    max_backoff=_MAX_BACKOFF_MS,
-    time_limit=_TIME_LIMIT_MS,
-)
+# Both channels share the queue and the retry policy.
+_OPTIONS: dict[str, Any] = {
+    "queue_name": queues.NOTIFICATION_QUEUE,
+    "max_retries": _MAX_RETRIES,
+    "min_backoff": _MIN_BACKOFF_MS,
+    "max_backoff": _MAX_BACKOFF_MS,
+    "time_limit": _TIME_LIMIT_MS,
+}
+
+
+@dramatiq.actor(actor_name=queues.NOTIFY_TELEGRAM, **_OPTIONS)
 def notify_telegram(job_id: int) -> None:
     _deliver(job_id, "telegram")
 
 
-@dramatiq.actor(
-    actor_name=queues.NOTIFY_EMAIL,
-    queue_name=queues.NOTIFICATION_QUEUE,
-    max_retries=_MAX_RETRIES,
-    min_backoff=_MIN_BACKOFF_MS,
-    max_backoff=_MAX_BACKOFF_MS,
-    time_limit=_TIME_LIMIT_MS,
-)
+@dramatiq.actor(actor_name=queues.NOTIFY_EMAIL, **_OPTIONS)
 def notify_email(job_id: int) -> None:
     _deliver(job_id, "email")
 

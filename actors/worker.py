@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import functools
 import logging
-import signal
-import threading
 
 import dramatiq
 from psycopg_pool import ConnectionPool
 
 from actors import broker as actor_broker
-from actors import progress
+from actors import process, progress
 from algotcha import queues
 from algotcha.config import Settings
 from algotcha.db import pool as db_pool
 from algotcha.services import execution, jobs, outbox, workers
-from monitoring import exporter
 from monitoring.collector import QueueCollector
 
 logger = logging.getLogger(__name__)
@@ -55,7 +52,7 @@ class BacktestWorker:
         self.heartbeat = workers.heartbeat_thread(
             pool, rt.worker_id, self.settings.heartbeat_interval_s
         )
-        rt.broker.emit_after("process_boot")
+        rt.boot()
         self.heartbeat.start()
         self.sweeper.start()
         self.worker.start()
@@ -76,22 +73,5 @@ def serve(settings: Settings) -> int:
     """`algotcha worker`: run until SIGTERM or SIGINT."""
     pool = db_pool.create_pool(settings.require_database_url(), max_size=4, name="algotcha-worker")
     pool.open(wait=True, timeout=30)
-    backtests = BacktestWorker(settings, pool)
     collector = QueueCollector(functools.partial(jobs.queue_sample, pool, settings))
-    server, _ = exporter.start_http_exporter(
-        exporter.registry(settings.metrics_multiproc_dir),
-        settings.metrics_host,
-        settings.metrics_port,
-        collector,
-    )
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    backtests.start()
-    stop.wait()
-    backtests.stop()
-    backtests.rt.broker.close()
-    server.shutdown()
-    server.server_close()
-    pool.close()
-    return 0
+    return process.run_until_signalled(settings, pool, BacktestWorker(settings, pool), collector)
