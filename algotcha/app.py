@@ -20,7 +20,7 @@ from algotcha.db import pool as db_pool
 from algotcha.errors import AlgotchaError
 from algotcha.notify import telegram as telegram_api
 from algotcha.routes import auth, datasets, events, me, ops, pages, queue, telegram
-from algotcha.services import jobs, outbox
+from algotcha.services import job_events, jobs, outbox
 from monitoring import exporter
 from monitoring.collector import QueueCollector
 
@@ -60,6 +60,8 @@ def create_app(
         )
         if sweep:
             sweeper.start()
+        events = job_events.EventHub(pool, settings)
+        await events.start()
         logger.info("event=api_started")
         try:
             yield {
@@ -68,10 +70,12 @@ def create_app(
                 "broker": the_broker,
                 "store": engine.BarStore(settings.data_dir),
                 "collector": collector,
+                "events": events,
                 "telegram": bot,
                 "registry": exporter.registry(settings.metrics_multiproc_dir),
             }
         finally:
+            await events.stop()
             if sweep:
                 sweeper.stop()
             if bot is not None:

@@ -41,6 +41,9 @@ class Settings:
     stale_after_s: float = 30.0
     sweep_interval_s: float = 5.0
     db_pool_max: int = 10
+    # Event streams are pushed by LISTEN/NOTIFY; this re-read of every open stream is only
+    # the safety net for a notification that never came.
+    events_poll_interval_s: float = 30.0
     db_timeout_s: float = 5.0
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9191
@@ -164,6 +167,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         stale_after_s=get("STALE_AFTER_SECONDS", _positive_float, defaults.stale_after_s),
         sweep_interval_s=get("SWEEP_INTERVAL_SECONDS", _positive_float, defaults.sweep_interval_s),
         db_pool_max=get("DB_POOL_MAX", _positive_int, defaults.db_pool_max),
+        events_poll_interval_s=get(
+            "EVENTS_POLL_INTERVAL_SECONDS", _positive_float, defaults.events_poll_interval_s
+        ),
         db_timeout_s=get("DB_TIMEOUT_SECONDS", _positive_float, defaults.db_timeout_s),
         metrics_host=get("METRICS_HOST", str, defaults.metrics_host),
         metrics_port=get("METRICS_PORT", _port, defaults.metrics_port),

@@ -15,7 +15,8 @@ from algotcha.db.jobs import JobRow
 from algotcha.db.users import UserRow
 from algotcha.errors import FieldError, MalformedJSONError, ValidationError
 from algotcha.services import telegram_links
-from algotcha.services.jobs import QueuedJob, QueueStats
+from algotcha.services.job_events import EventId
+from algotcha.services.jobs import JobEvent, QueuedJob, QueueStats
 
 T = TypeVar("T")
 NOTIFY_CHANNELS = ("email", "telegram", "both", "none")
@@ -374,6 +375,30 @@ def render_position(item: QueuedJob) -> dict[str, Any]:
         "progress": item.job.progress,
         "estimatedWait": item.wait_minutes,
     }
+
+
+def render_job_event(event: JobEvent) -> dict[str, Any]:
+    """The data of an event-stream event: the same fields as the position route."""
+    return {
+        "id": event.job_id,
+        "status": event.status,
+        "queuePosition": event.position,
+        "progress": event.progress,
+        "estimatedWait": event.wait_minutes,
+    }
+
+
+_EVENT_ID = re.compile(r"([0-9]{1,18}):([0-9]{1,18})")
+
+
+def parse_last_event_id(header: str | None) -> EventId | None:
+    """The Last-Event-ID an EventSource sends back when it reconnects.
+
+    None for anything this server did not write (another version, another client): the
+    stream then starts afresh, as if no id had been sent, which is never wrong.
+    """
+    match = _EVENT_ID.fullmatch(header.strip()) if header else None
+    return None if match is None else EventId(int(match[1]), int(match[2]))
 
 
 def render_accepted(item: QueuedJob) -> dict[str, Any]:

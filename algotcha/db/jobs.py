@@ -12,6 +12,10 @@ from psycopg.types.json import Jsonb
 
 ACTIVE_STATUSES = ("queued", "processing")
 FINAL_STATUSES = ("completed", "failed", "cancelled")
+# Notified by the triggers of migration 0003: a job's id when its status or progress
+# changed (or it was deleted); an empty payload when a job entered or left the queue.
+JOB_CHANGED_CHANNEL = "algotcha_job"
+QUEUE_CHANGED_CHANNEL = "algotcha_queue"
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,22 @@ class JobRow:
     completed_at: datetime | None
     error: str | None
     result: dict[str, Any] | None
+    # Bumped by a trigger on each change of status or progress (migration 0003).
+    revision: int = 0
+
+
+@dataclass(frozen=True)
+class JobEventRow:
+    """What an event stream shows of a job, read in one snapshot with the queue clock."""
+
+    id: int
+    user_id: int
+    status: str
+    progress: int
+    revision: int
+    queue_tick: int
+    # Queued jobs ahead of this one; None unless it is queued.
+    ahead: int | None
 
 
 @dataclass(frozen=True)
@@ -177,6 +197,36 @@ def count_queued_ahead(conn: psycopg.Connection, job: JobRow | None) -> int:
     ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def select_job_events(conn: psycopg.Connection, job_ids: list[int]) -> list[JobEventRow]:
+    """The stream state of many jobs in one statement, so one snapshot: the queue tick
+    read with them names exactly the positions they show (see migration 0003).
+
+    Positions are counted as in count_queued_ahead, per job; no payload or result is read.
+    """
+    cur = conn.cursor(row_factory=class_row(JobEventRow))
+    return cur.execute(
+        """
+        SELECT j.id, j.user_id, j.status, j.progress, j.revision, c.tick AS queue_tick,
+            CASE WHEN j.status = 'queued' THEN
+                (SELECT COALESCE(sum(queued), 0) FROM queue_block
+                 WHERE (neg_priority, block) < (-j.priority, j.id / 1024))
+              + (SELECT count(*) FROM backtest_job q
+                 WHERE q.status = 'queued' AND -q.priority = -j.priority
+                   AND q.id >= j.id / 1024 * 1024 AND q.id < j.id)
+            END::int AS ahead
+        FROM backtest_job j CROSS JOIN queue_clock c
+        WHERE j.id = ANY(%(ids)s)
+        """,
+        {"ids": job_ids},
+    ).fetchall()
+
+
+async def listen_job_changes(conn: psycopg.AsyncConnection) -> None:
+    """Subscribe this (autocommit) connection to both change channels."""
+    await conn.execute("LISTEN algotcha_job")
+    await conn.execute("LISTEN algotcha_queue")
 
 
 def select_queue_load(conn: psycopg.Connection, *, stale_after_s: float, sample: int) -> QueueLoad:

@@ -2,56 +2,62 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 
+import anyio
+from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from algotcha import auth, schemas
-from algotcha.db.jobs import FINAL_STATUSES
-from algotcha.errors import UnavailableError
-from algotcha.services import jobs
+from algotcha.services import job_events, jobs
+from algotcha.services.job_events import EventId
+from algotcha.services.jobs import JobEvent
 
-POLL_INTERVAL_S = 0.5
+# How long an EventSource waits before it reconnects after the stream broke off.
+RETRY_MS = 3000
 # A comment line now and then keeps proxies from closing a quiet stream.
 KEEPALIVE_S = 15.0
+# A client that takes this long to accept one event is gone: drop it, free its memory.
+SEND_TIMEOUT_S = 30.0
+# How long a stream may take to end by itself on shutdown before it is cancelled.
+SHUTDOWN_GRACE_S = 1.0
 
 
 async def stream(request: Request) -> Response:
     user_id = auth.current_user(request)
     job_id = schemas.parse_id(request.path_params["id"])
+    last_seen = schemas.parse_last_event_id(request.headers.get("last-event-id"))
     pool, settings = request.state.pool, request.state.settings
     # The first read happens before the stream starts, so a wrong id is a plain 404.
-    first = await run_in_threadpool(jobs.get_for_user, pool, settings, user_id, job_id)
-
-    async def events() -> AsyncIterator[str]:
-        item, last, quiet = first, None, 0.0
-        while True:
-            state = schemas.render_position(item)
-            if state != last:
-                yield f"event: status\nid: {item.job.id}\ndata: {json.dumps(state)}\n\n"
-                last, quiet = state, 0.0
-            if item.job.status in FINAL_STATUSES or await request.is_disconnected():
-                return
-            await asyncio.sleep(POLL_INTERVAL_S)
-            quiet += POLL_INTERVAL_S
-            if quiet >= KEEPALIVE_S:
-                yield ": keep-alive\n\n"
-                quiet = 0.0
-            try:
-                item = await run_in_threadpool(jobs.get_for_user, pool, settings, user_id, job_id)
-            except UnavailableError:
-                continue
-
-    return StreamingResponse(
-        events(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    first = await run_in_threadpool(jobs.read_event_for_user, pool, settings, user_id, job_id)
+    if job_events.has_ended_for(first, last_seen):
+        # 204 is how a server tells an EventSource to stop reconnecting.
+        return Response(status_code=204)
+    # Set by sse-starlette when the server begins to shut down: the stream then ends at
+    # once and cleanly, instead of holding uvicorn's shutdown until systemd's SIGKILL.
+    shutdown = anyio.Event()
+    return EventSourceResponse(
+        _render(request.state.events.follow(first, last_seen, shutdown)),
+        ping=KEEPALIVE_S,
+        send_timeout=SEND_TIMEOUT_S,
+        shutdown_event=shutdown,
+        shutdown_grace_period=SHUTDOWN_GRACE_S,
+        headers={"Cache-Control": "no-cache"},
     )
+
+
+async def _render(events: AsyncIterator[JobEvent]) -> AsyncIterator[ServerSentEvent]:
+    async for event in events:
+        yield ServerSentEvent(
+            data=json.dumps(schemas.render_job_event(event)),
+            event="status",
+            id=str(EventId.of(event)),
+            retry=RETRY_MS,
+        )
 
 
 routes: list[BaseRoute] = [

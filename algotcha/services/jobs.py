@@ -38,6 +38,30 @@ class QueuedJob:
 
 
 @dataclass(frozen=True)
+class JobEvent:
+    """A job as its event stream shows it, with the two counters that name that state."""
+
+    job_id: int
+    user_id: int
+    status: str
+    progress: int
+    position: int | None
+    wait_minutes: int | None
+    # The job's own changes (status, progress) and the queue's (a job entered or left it).
+    revision: int
+    queue_tick: int
+
+    @property
+    def final(self) -> bool:
+        return self.status in job_db.FINAL_STATUSES
+
+    @property
+    def shown(self) -> tuple[str, int, int | None]:
+        """What a client sees change; the wait estimate only rides along with it."""
+        return (self.status, self.progress, self.position)
+
+
+@dataclass(frozen=True)
 class QueueStats:
     counts: job_db.StatusCounts
     workers: int
@@ -163,6 +187,49 @@ def get_for_user(pool: ConnectionPool, settings: Settings, user_id: int, job_id:
             raise NotFoundError(f"no backtest {job_id}")
         # Read separately from the row: a claim in between shows as queued with a position.
         return _locate(conn, pool, settings, job)
+
+
+def read_events(
+    pool: ConnectionPool, settings: Settings, job_ids: list[int]
+) -> dict[int, JobEvent]:
+    """The stream state of many jobs in one round trip (plus the cached queue load).
+
+    Jobs that no longer exist are missing from the answer.
+    """
+    with connection(pool) as conn:
+        rows = job_db.select_job_events(conn, job_ids)
+        queued = any(row.ahead is not None for row in rows)
+        load = _loads.get(conn, pool, settings) if queued else None
+    return {row.id: _event(row, load) for row in rows}
+
+
+def read_event_for_user(
+    pool: ConnectionPool, settings: Settings, user_id: int, job_id: int
+) -> JobEvent:
+    event = read_events(pool, settings, [job_id]).get(job_id)
+    if event is None or event.user_id != user_id:
+        raise NotFoundError(f"no backtest {job_id}")
+    return event
+
+
+def _event(row: job_db.JobEventRow, load: estimates.QueueSnapshot | None) -> JobEvent:
+    position: int | None = None
+    wait: int | None = None
+    if row.status == "processing":
+        position, wait = 0, 0
+    elif row.ahead is not None and load is not None:
+        position = row.ahead + 1
+        wait = estimates.minutes(estimates.wait_s(row.ahead, load))
+    return JobEvent(
+        job_id=row.id,
+        user_id=row.user_id,
+        status=row.status,
+        progress=row.progress,
+        position=position,
+        wait_minutes=wait,
+        revision=row.revision,
+        queue_tick=row.queue_tick,
+    )
 
 
 def list_for_user(

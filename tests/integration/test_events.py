@@ -1,0 +1,271 @@
+"""The event stream of a job: pushed by LISTEN/NOTIFY, resumable, and ended by shutdown."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from algotcha.config import Settings
+from algotcha.db import jobs as job_db
+from algotcha.db import workers as worker_db
+from tests.fixtures.app import LiveServer, User, free_port
+
+pytestmark = pytest.mark.integration
+
+# Far longer than any wait below: an event that arrives came by notification, not by poll.
+SAFETY_POLL_S = 600.0
+EVENT_WAIT_S = 10.0
+
+
+class Stream:
+    """One open event stream, read in a thread into a queue of (id, data) pairs."""
+
+    def __init__(self, user: User, job_id: int, last_event_id: str | None = None) -> None:
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
+        self.events: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
+        self.blocks: list[str] = []
+        self._context = user.client.stream(
+            "GET", f"/api/backtest/queue/{job_id}/events", headers=headers
+        )
+        self.response = self._context.__enter__()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        if self.response.status_code == 200:
+            self._thread.start()
+
+    def _read(self) -> None:
+        block: list[str] = []
+        try:
+            for line in self.response.iter_lines():
+                if line:
+                    block.append(line)
+                    continue
+                fields = dict(item.split(": ", 1) for item in block if not item.startswith(":"))
+                self.blocks.append("\n".join(block))
+                block = []
+                if "data" in fields:
+                    self.events.put((fields["id"], json.loads(fields["data"])))
+        except httpx.HTTPError:
+            pass
+        self.events.put(None)  # the server ended the stream
+
+    def next(self, timeout_s: float = EVENT_WAIT_S) -> tuple[str, dict[str, Any]]:
+        item = self.events.get(timeout=timeout_s)
+        assert item is not None, "the stream ended"
+        return item
+
+    def ended(self, timeout_s: float = EVENT_WAIT_S) -> bool:
+        return self.events.get(timeout=timeout_s) is None
+
+    def close(self) -> None:
+        self._context.__exit__(None, None, None)
+
+
+def event_id(raw: str) -> tuple[int, int]:
+    revision, tick = raw.split(":")
+    return int(revision), int(tick)
+
+
+@pytest.fixture
+def pushed_api(settings: Settings) -> Iterator[LiveServer]:
+    with LiveServer(replace(settings, events_poll_interval_s=SAFETY_POLL_S)) as server:
+        yield server
+
+
+@pytest.fixture
+def user(pushed_api: LiveServer) -> Iterator[User]:
+    with httpx.Client(base_url=pushed_api.url, timeout=30) as client:
+        made = User(client, f"events-{time.monotonic_ns()}@example.com", "correct horse battery")
+        yield made
+        made.client.close()
+
+
+def submit(user: User) -> int:
+    r = user.submit()
+    assert r.status_code == 202, r.text
+    return int(r.json()["queueId"])
+
+
+def test_stream_gets_a_cancel_pushed_and_then_ends(user: User) -> None:
+    job_id = submit(user)
+    stream = Stream(user, job_id)
+    try:
+        assert stream.response.headers["content-type"].startswith("text/event-stream")
+        _, first = stream.next()
+        assert first == {
+            "id": job_id,
+            "status": "queued",
+            "queuePosition": 1,
+            "progress": 0,
+            "estimatedWait": first["estimatedWait"],
+        }
+        assert user.client.delete(f"/api/backtest/queue/{job_id}").status_code == 200
+        _, cancelled = stream.next()
+        assert cancelled["status"] == "cancelled" and cancelled["queuePosition"] is None
+        assert stream.ended()
+        assert all("retry: 3000" in block for block in stream.blocks if "data: " in block)
+    finally:
+        stream.close()
+
+
+def test_positions_move_when_a_job_ahead_leaves_and_ids_increase(
+    user: User, db: psycopg.Connection
+) -> None:
+    ahead, behind = submit(user), submit(user)
+    stream = Stream(user, behind)
+    try:
+        first_id, first = stream.next()
+        assert first["queuePosition"] == 2
+        # A worker's claims and progress, through the worker's own statements.
+        worker_db.insert_worker(db, "w1", "host", 1)
+        claimed = job_db.claim_next_job(db, "w1")
+        assert claimed is not None and claimed.id == ahead
+        moved_id, moved = stream.next()
+        assert moved["status"] == "queued" and moved["queuePosition"] == 1
+        assert job_db.claim_next_job(db, "w1") is not None
+        started_id, started = stream.next()
+        assert started["status"] == "processing" and started["queuePosition"] == 0
+        job_db.update_job_progress(db, behind, "w1", 40)
+        progress_id, progress = stream.next()
+        assert progress["progress"] == 40
+
+        ids = [event_id(i) for i in (first_id, moved_id, started_id, progress_id)]
+        for before, after in itertools.pairwise(ids):
+            assert after[0] >= before[0] and after[1] >= before[1] and after != before
+    finally:
+        stream.close()
+
+
+def test_last_event_id_resumes_without_repeating_and_ends_with_204(user: User) -> None:
+    ahead, job_id = submit(user), submit(user)
+    stream = Stream(user, job_id)
+    first_id, first = stream.next()
+    stream.close()
+    assert first["queuePosition"] == 2
+
+    # Nothing changed: the resumed stream sends nothing until something does.
+    resumed = Stream(user, job_id, last_event_id=first_id)
+    try:
+        with pytest.raises(queue.Empty):
+            resumed.next(timeout_s=1.0)
+        assert user.client.delete(f"/api/backtest/queue/{ahead}").status_code == 200
+        moved_id, moved = resumed.next()
+        assert moved["queuePosition"] == 1 and event_id(moved_id) > event_id(first_id)
+    finally:
+        resumed.close()
+
+    # Something changed while the client was away: it gets the current state at once.
+    assert user.client.delete(f"/api/backtest/queue/{job_id}").status_code == 200
+    stale = Stream(user, job_id, last_event_id=moved_id)
+    try:
+        final_id, final = stale.next()
+        assert final["status"] == "cancelled" and stale.ended()
+    finally:
+        stale.close()
+
+    # The client saw the final state: 204 tells an EventSource to stop reconnecting.
+    done = Stream(user, job_id, last_event_id=final_id)
+    done.close()
+    assert done.response.status_code == 204
+    # An id this server never wrote is ignored: the stream starts afresh.
+    fresh = Stream(user, job_id, last_event_id="not-an-id")
+    try:
+        assert fresh.next()[1]["status"] == "cancelled" and fresh.ended()
+    finally:
+        fresh.close()
+
+
+def test_stream_recovers_from_a_dropped_listener_connection(
+    user: User, db: psycopg.Connection
+) -> None:
+    job_id = submit(user)
+    stream = Stream(user, job_id)
+    try:
+        stream.next()
+        dropped = db.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'algotcha-api-events' AND datname = current_database()"
+        ).fetchall()
+        assert dropped == [(True,)]
+        # Changed while nobody listens: the notification is lost, the reconnect re-reads.
+        assert user.client.delete(f"/api/backtest/queue/{job_id}").status_code == 200
+        _, cancelled = stream.next()
+        assert cancelled["status"] == "cancelled"
+        listeners = db.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE application_name = 'algotcha-api-events' AND datname = current_database()"
+        ).fetchone()
+        assert listeners == (1,)
+    finally:
+        stream.close()
+
+
+def test_sigterm_stops_an_api_with_an_open_stream_within_seconds(
+    settings: Settings, tmp_path: Path
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    assert settings.database_url and settings.broker_url and settings.jwt_secret
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "BROKER_"))},
+        "DATABASE_URL": settings.database_url,
+        "BROKER_URL": settings.broker_url,
+        "JWT_SECRET": settings.jwt_secret,
+        "DATA_DIR": str(settings.data_dir),
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = (tmp_path / "api.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "algotcha", "api", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, (
+                tmp_path / "api.log"
+            ).read_text()
+            time.sleep(0.2)
+        with httpx.Client(base_url=url, timeout=30) as client:
+            user = User(client, "sigterm@example.com", "correct horse battery")
+            stream = Stream(user, submit(user))
+            try:
+                stream.next()
+                process.send_signal(signal.SIGTERM)
+                # Without the fix uvicorn waits for the stream forever (until SIGKILL).
+                # uvicorn re-raises the signal once it has shut down: -SIGTERM is its clean exit.
+                assert process.wait(timeout=5) == -signal.SIGTERM
+                assert stream.ended()
+            finally:
+                stream.close()
+                user.client.close()
+        logged = (tmp_path / "api.log").read_text()
+        assert "event=api_stopped" in logged and "without completing response" not in logged
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
