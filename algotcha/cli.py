@@ -26,6 +26,10 @@ logger = logging.getLogger("algotcha")
 EXIT_OK = 0
 EXIT_FAILURE = 1  # a bug or an unexpected environment: the log has the traceback
 EXIT_USER_ERROR = 2  # bad configuration or input: the message says what to change
+# After SIGTERM, requests still running after this long are cancelled, so the API always
+# stops (and runs its clean-up) well inside systemd's TimeoutStopSec (30 s). Event streams
+# end by themselves within about a second; this is the backstop for anything else.
+API_SHUTDOWN_TIMEOUT_S = 10
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,7 +148,14 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
         _migrate(args, settings)
     if args.workers == 1:
         app = create_app(settings)
-        uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=API_SHUTDOWN_TIMEOUT_S,
+        )
         return EXIT_OK
     if not settings.metrics_multiproc_dir:
         # Each worker process counts its own requests; /metrics must sum them, which
@@ -158,6 +169,7 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port,
         log_config=None,
         access_log=False,
+        timeout_graceful_shutdown=API_SHUTDOWN_TIMEOUT_S,
     )
     return EXIT_OK
 

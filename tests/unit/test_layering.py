@@ -34,3 +34,22 @@ def test_package_imports_only_what_the_layering_allows(package: str) -> None:
             continue  # the CLI starts workers, so it may import actors
         wrong = imported_packages(path) - ALLOWED[package] - {package}
         assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
+
+
+def imported_modules(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+    return found
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "algotcha" / "routes").glob("*.py")), ids=lambda p: p.name
+)
+def test_routes_reach_the_database_only_through_services(path: Path) -> None:
+    """routes -> services -> db: a route never imports algotcha.db or psycopg (STYLE.md §3-4)."""
+    wrong = {name for name in imported_modules(path) if name.startswith(("algotcha.db", "psycopg"))}
+    assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"

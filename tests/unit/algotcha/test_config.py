@@ -116,3 +116,10 @@ def test_a_bot_username_may_be_given_with_its_at() -> None:
     assert load_settings({"TELEGRAM_BOT_USERNAME": "@AlgotchaBot"}).telegram_bot_username == (
         "AlgotchaBot"
     )
+
+
+def test_the_event_streams_safety_poll_is_read_and_checked() -> None:
+    assert load_settings({}).events_poll_interval_s == 30
+    assert load_settings({"EVENTS_POLL_INTERVAL_SECONDS": "5"}).events_poll_interval_s == 5
+    with pytest.raises(ConfigError, match="EVENTS_POLL_INTERVAL_SECONDS"):
+        load_settings({"EVENTS_POLL_INTERVAL_SECONDS": "0"})
