@@ -203,21 +203,36 @@ def select_job_events(conn: psycopg.Connection, job_ids: list[int]) -> list[JobE
     """The stream state of many jobs in one statement, so one snapshot: the queue tick
     read with them names exactly the positions they show (see migration 0003).
 
-    Positions are counted as in count_queued_ahead, per job; no payload or result is read.
+    Positions are counted as in count_queued_ahead, but each block holding a watched job is
+    ranked once, not once per job in it: a thousand watched jobs cost a thousand index
+    entries, not half a million. No payload or result is read.
     """
     cur = conn.cursor(row_factory=class_row(JobEventRow))
     return cur.execute(
         """
-        SELECT j.id, j.user_id, j.status, j.progress, j.revision, c.tick AS queue_tick,
-            CASE WHEN j.status = 'queued' THEN
-                (SELECT COALESCE(sum(queued), 0) FROM queue_block
-                 WHERE (neg_priority, block) < (-j.priority, j.id / 1024))
-              + (SELECT count(*) FROM backtest_job q
-                 WHERE q.status = 'queued' AND -q.priority = -j.priority
-                   AND q.id >= j.id / 1024 * 1024 AND q.id < j.id)
-            END::int AS ahead
-        FROM backtest_job j CROSS JOIN queue_clock c
-        WHERE j.id = ANY(%(ids)s)
+        WITH watched AS (
+            SELECT id, user_id, status, progress, revision, priority
+            FROM backtest_job WHERE id = ANY(%(ids)s)
+        ), blocks AS (
+            SELECT d.neg_priority, d.block,
+                (SELECT COALESCE(sum(b.queued), 0) FROM queue_block b
+                 WHERE (b.neg_priority, b.block) < (d.neg_priority, d.block)) AS before
+            FROM (SELECT DISTINCT -priority AS neg_priority, id / 1024 AS block
+                  FROM watched WHERE status = 'queued') d
+        ), ranked AS (
+            SELECT q.id,
+                k.before + row_number() OVER (
+                    PARTITION BY k.neg_priority, k.block ORDER BY q.id) - 1 AS ahead
+            FROM blocks k
+            JOIN backtest_job q
+              ON q.status = 'queued' AND -q.priority = k.neg_priority
+             AND q.id >= k.block * 1024 AND q.id < (k.block + 1) * 1024
+        )
+        SELECT w.id, w.user_id, w.status, w.progress, w.revision, c.tick AS queue_tick,
+               (CASE WHEN w.status = 'queued' THEN r.ahead END)::int AS ahead
+        FROM watched w
+        CROSS JOIN queue_clock c
+        LEFT JOIN ranked r ON r.id = w.id
         """,
         {"ids": job_ids},
     ).fetchall()

@@ -78,6 +78,11 @@ class _Watch:
         self.gone = False
         self.changed = asyncio.Event()
 
+    def stop(self) -> None:
+        """End the stream at its next step (the server is shutting down)."""
+        self.gone = True
+        self.changed.set()
+
     def offer(self, event: JobEvent | None) -> None:
         if event is None:
             self.gone = True
@@ -129,17 +134,16 @@ class EventHub:
         self._watches.setdefault(first.job_id, set()).add(watch)
         # A change between the caller's first read and now would otherwise go unnoticed.
         self._mark([first.job_id])
+        # One waiter for the stream's whole life, not one per event: with a thousand streams
+        # woken by one queue change, per-event tasks would be most of the fan-out's cost.
         stopping = asyncio.ensure_future(stop.wait())
+        stopping.add_done_callback(lambda _: watch.stop())
         try:
             shown = first.shown
             if is_news(first, last_seen):
                 yield first
             while not watch.latest.final:
-                changed = asyncio.ensure_future(watch.changed.wait())
-                await asyncio.wait((changed, stopping), return_when=asyncio.FIRST_COMPLETED)
-                if stopping.done():
-                    changed.cancel()
-                    return
+                await watch.changed.wait()
                 watch.changed.clear()
                 if watch.gone:
                     return

@@ -269,3 +269,29 @@ def test_sigterm_stops_an_api_with_an_open_stream_within_seconds(
             process.kill()
             process.wait()
         log.close()
+
+
+def test_batched_positions_agree_with_the_position_route(db: psycopg.Connection) -> None:
+    """select_job_events ranks blocks at once; it must count as count_queued_ahead does."""
+    db.execute("INSERT INTO app_user (email, password_hash) VALUES ('rank@example.com', 'x')")
+    db.execute(
+        """
+        INSERT INTO backtest_job (user_id, strategy_name, payload, notify_via, priority)
+        SELECT u.id, 'rank', '{}', 'none', CASE WHEN g % 97 = 0 THEN 1 ELSE 0 END
+        FROM generate_series(1, 2600) g CROSS JOIN app_user u
+        """
+    )
+    # Holes in every block, and jobs in every status.
+    db.execute("UPDATE backtest_job SET status = 'cancelled' WHERE id % 7 = 0")
+    worker_db.insert_worker(db, "w1", "host", 1)
+    for _ in range(3):
+        assert job_db.claim_next_job(db, "w1") is not None
+    ids = [r[0] for r in db.execute("SELECT id FROM backtest_job ORDER BY id")]
+    batched = {row.id: row for row in job_db.select_job_events(db, ids)}
+    assert len(batched) == len(ids)
+    for job_id in ids[::13] + ids[1020:1030] + ids[-5:]:
+        job = job_db.select_job(db, job_id)
+        assert job is not None
+        expected = job_db.count_queued_ahead(db, job) if job.status == "queued" else None
+        assert batched[job_id].ahead == expected, job_id
+        assert batched[job_id].status == job.status
