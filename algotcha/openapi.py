@@ -300,12 +300,23 @@ def _paths() -> dict[str, Any]:
         "/api/backtest/queue/{id}/events": {
             "get": {
                 "security": _AUTH,
-                "parameters": _ID,
+                "parameters": [
+                    *_ID,
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "required": False,
+                        "description": "the id of the last event seen (`<revision>:<queueTick>`)",
+                        "schema": {"type": "string"},
+                    },
+                ],
                 "responses": {
                     "200": {
-                        "description": "Server-sent events, one per change, until a final status",
+                        "description": "Server-sent events named `status`, each with an id and "
+                        "a retry hint, one per change, until a final status",
                         "content": {"text/event-stream": {"schema": {"type": "string"}}},
                     },
+                    "204": {"description": "Last-Event-ID names the final state: nothing to send"},
                     **_errors(401, 404, 422),
                 },
             }

@@ -126,6 +126,7 @@ async def measure(args: argparse.Namespace, stack: Stack, token: str) -> list[di
     latencies: list[float] = []
     worst: list[float] = []
     fanout_cpu: list[float] = []
+    single: list[float] = []
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
         worker_db.insert_worker(conn, "bench-worker", "bench", 0)
         for _ in range(args.rounds):
@@ -143,6 +144,16 @@ async def measure(args: argparse.Namespace, stack: Stack, token: str) -> list[di
             latencies += round_ms
             worst.append(max(round_ms))
             await asyncio.sleep(1)
+        # One job's own change (progress) with all the streams still open: the push path
+        # without the fan-out.
+        running = next(s for s in streams if json.loads(s.arrivals[-1][1])["status"] != "queued")
+        for progress in range(1, 21):
+            count = len(running.arrivals)
+            changed_at = time.perf_counter()
+            job_db.update_job_progress(conn, running.job_id, "bench-worker", progress)
+            await wait_for_events([running], [count], timeout_s=30)
+            single.append((running.arrivals[count][0] - changed_at) * 1000)
+            await asyncio.sleep(0.05)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -162,6 +173,16 @@ async def measure(args: argparse.Namespace, stack: Stack, token: str) -> list[di
         ),
         row(f"API CPU added by {n} idle streams", idle - baseline, "cores", "-", True),
         row(f"time to open {n} streams (all first events)", open_s * 1000, "ms", "-", True),
+        row(
+            f"job progress -> its stream, {n} streams open (median)",
+            statistics.median(single),
+            "ms",
+            f"< {LATENCY_TARGET_MS:g}",
+            statistics.median(single) < LATENCY_TARGET_MS,
+        ),
+        row(f"job progress -> its stream (max of {len(single)})", max(single), "ms", "-", True),
+        # The first stream's latency is the notification and the one read; the rest is fan-out.
+        row(f"queue change -> first stream, {n} streams (min)", min(latencies), "ms", "-", True),
         row(f"queue change -> stream, {n} streams (p50)", p50, "ms", "-", True),
         row(f"queue change -> stream, {n} streams (p99)", p99, "ms", "-", True),
         row(
