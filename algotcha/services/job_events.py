@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -26,8 +27,10 @@ from algotcha.services.jobs import JobEvent
 
 logger = logging.getLogger(__name__)
 
-# Waits between attempts to re-open a lost listener connection, and after a failed read.
+# Waits after a failed read, and before re-opening a lost listener connection (doubling up
+# to the maximum while the database stays away, so an outage logs a line now and then).
 RECONNECT_DELAY_S = 1.0
+MAX_RECONNECT_DELAY_S = 30.0
 # A check that the listener's connection still answers must not hang on a dead peer.
 PING_TIMEOUT_S = 5.0
 
@@ -106,7 +109,6 @@ class EventHub:
         self._queue_changed = False
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.listening = asyncio.Event()
 
     async def start(self) -> None:
         self._tasks = [
@@ -173,14 +175,25 @@ class EventHub:
             self._mark([int(payload)])
 
     async def _listen(self) -> None:
+        delay_s = RECONNECT_DELAY_S
         while True:
+            started = time.monotonic()
             try:
                 await self._listen_once()
             except (psycopg.OperationalError, TimeoutError) as exc:
-                logger.warning("event=events_listener_lost error=%s", type(exc).__name__)
-            finally:
-                self.listening.clear()
-            await asyncio.sleep(RECONNECT_DELAY_S)
+                logger.warning(
+                    "event=events_listener_lost error=%s retry_in_s=%s",
+                    type(exc).__name__,
+                    delay_s,
+                )
+            except Exception:
+                # Whatever went wrong, the streams of this process depend on this loop.
+                logger.exception("event=events_listener_failed retry_in_s=%s", delay_s)
+            # A connection that lasted a while was a good one: start the backoff afresh.
+            if time.monotonic() - started > MAX_RECONNECT_DELAY_S:
+                delay_s = RECONNECT_DELAY_S
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, MAX_RECONNECT_DELAY_S)
 
     async def _listen_once(self) -> None:
         async with await psycopg.AsyncConnection.connect(
@@ -190,7 +203,6 @@ class EventHub:
             connect_timeout=max(2, round(self._settings.db_timeout_s)),
         ) as conn:
             await job_db.listen_job_changes(conn)
-            self.listening.set()
             logger.info("event=events_listening streams=%s", self.stream_count)
             # Whatever changed while nobody listened is read again now.
             self._mark_all()
@@ -213,8 +225,12 @@ class EventHub:
                 events = await asyncio.to_thread(
                     jobs.read_events, self._pool, self._settings, sorted(job_ids)
                 )
-            except UnavailableError:
-                logger.warning("event=events_refresh_failed jobs=%s", len(job_ids))
+            except Exception as exc:
+                # Kept for the next try rather than lost; a bug is logged with its traceback.
+                if isinstance(exc, UnavailableError):
+                    logger.warning("event=events_refresh_failed jobs=%s", len(job_ids))
+                else:
+                    logger.exception("event=events_refresh_failed jobs=%s", len(job_ids))
                 self._mark(list(job_ids))
                 await asyncio.sleep(RECONNECT_DELAY_S)
                 continue

@@ -216,6 +216,31 @@ def test_stream_recovers_from_a_dropped_listener_connection(
         stream.close()
 
 
+def test_the_safety_poll_catches_a_change_that_notified_nothing(
+    settings: Settings, db: psycopg.Connection
+) -> None:
+    with LiveServer(replace(settings, events_poll_interval_s=0.5)) as server:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            user = User(client, "poll@example.com", "correct horse battery")
+            job_id = submit(user)
+            stream = Stream(user, job_id)
+            try:
+                stream.next()
+                # With triggers off (as in a restore or a replica), no NOTIFY is sent.
+                with db.transaction():
+                    db.execute("SET LOCAL session_replication_role = replica")
+                    db.execute(
+                        "UPDATE backtest_job SET status = 'cancelled', completed_at = now() "
+                        "WHERE id = %s",
+                        (job_id,),
+                    )
+                _, cancelled = stream.next()
+                assert cancelled["status"] == "cancelled" and stream.ended()
+            finally:
+                stream.close()
+                user.client.close()
+
+
 def test_sigterm_stops_an_api_with_an_open_stream_within_seconds(
     settings: Settings, tmp_path: Path
 ) -> None:
