@@ -132,6 +132,10 @@ class EventHub:
         """The states of one job a client has not seen, from `first` until a final one, or
         until `stop` is set (the server is shutting down: end cleanly, the client reconnects).
         """
+        if first.final:
+            if is_news(first, last_seen):
+                yield first
+            return
         watch = _Watch(first)
         self._watches.setdefault(first.job_id, set()).add(watch)
         # A change between the caller's first read and now would otherwise go unnoticed.

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +25,7 @@ import pytest
 from algotcha.config import Settings
 from algotcha.db import jobs as job_db
 from algotcha.db import workers as worker_db
+from algotcha.services.job_events import EventHub
 from tests.fixtures.app import LiveServer, User, free_port
 
 pytestmark = pytest.mark.integration
@@ -74,7 +77,14 @@ class Stream:
         return self.events.get(timeout=timeout_s) is None
 
     def close(self) -> None:
+        # The reader thread is blocked in recv(); closing the socket under it would send
+        # nothing until the next ping arrives. A shutdown wakes it and says goodbye now.
+        sock = self.response.extensions["network_stream"].get_extra_info("socket")
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
         self._context.__exit__(None, None, None)
+        if self._thread.is_alive():
+            self._thread.join(timeout=EVENT_WAIT_S)
 
 
 def event_id(raw: str) -> tuple[int, int]:
@@ -96,13 +106,26 @@ def user(pushed_api: LiveServer) -> Iterator[User]:
         made.client.close()
 
 
+def open_streams(server: LiveServer) -> int:
+    """The streams the server's event hub is feeding (its lifespan state, through uvicorn)."""
+    hub: EventHub = server.server.lifespan.state["events"]
+    return hub.stream_count
+
+
+def wait_until_no_stream(server: LiveServer) -> None:
+    deadline = time.monotonic() + EVENT_WAIT_S
+    while open_streams(server) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert open_streams(server) == 0
+
+
 def submit(user: User) -> int:
     r = user.submit()
     assert r.status_code == 202, r.text
     return int(r.json()["queueId"])
 
 
-def test_stream_gets_a_cancel_pushed_and_then_ends(user: User) -> None:
+def test_stream_gets_a_cancel_pushed_and_then_ends(user: User, pushed_api: LiveServer) -> None:
     job_id = submit(user)
     stream = Stream(user, job_id)
     try:
@@ -122,6 +145,17 @@ def test_stream_gets_a_cancel_pushed_and_then_ends(user: User) -> None:
         assert all("retry: 3000" in block for block in stream.blocks if "data: " in block)
     finally:
         stream.close()
+    wait_until_no_stream(pushed_api)
+
+
+def test_a_client_that_goes_away_leaves_no_watch_behind(user: User, pushed_api: LiveServer) -> None:
+    streams = [Stream(user, submit(user)) for _ in range(3)]
+    for stream in streams:
+        stream.next()
+    assert open_streams(pushed_api) == 3
+    for stream in streams:
+        stream.close()
+    wait_until_no_stream(pushed_api)
 
 
 def test_positions_move_when_a_job_ahead_leaves_and_ids_increase(
