@@ -67,22 +67,21 @@ class Stream:
             writer.close()
 
 
-def api_process(stack: Stack) -> psutil.Process:
-    return psutil.Process(stack.processes[0].pid)
+def api_processes(stack: Stack) -> list[psutil.Process]:
+    """`algotcha api` and, with --api-workers above 1, the worker processes it started."""
+    parent = psutil.Process(stack.processes[0].pid)
+    return [parent, *parent.children(recursive=True)]
 
 
-def cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    return sum(float(t.user + t.system) for t in (p.cpu_times() for p in processes))
 
 
-async def cpu_cores(process: psutil.Process, seconds: float) -> float:
-    """CPU time the process used over a window, per second of wall time."""
-    before, started = process.cpu_times(), time.perf_counter()
+async def cpu_cores(processes: list[psutil.Process], seconds: float) -> float:
+    """CPU time the API used over a window, per second of wall time."""
+    before, started = cpu_seconds(processes), time.perf_counter()
     await asyncio.sleep(seconds)
-    after, elapsed = process.cpu_times(), time.perf_counter() - started
-    used = (after.user - before.user) + (after.system - before.system)
-    return used / elapsed
+    return (cpu_seconds(processes) - before) / (time.perf_counter() - started)
 
 
 def queue_idle_jobs(stack: Stack, count: int) -> list[int]:
@@ -113,7 +112,7 @@ async def wait_for_events(streams: list[Stream], counts: list[int], timeout_s: f
 
 
 async def measure(args: argparse.Namespace, stack: Stack, token: str) -> list[dict[str, Any]]:
-    process = api_process(stack)
+    process = api_processes(stack)
     baseline = await cpu_cores(process, args.baseline_seconds)
     streams = [Stream(job_id) for job_id in queue_idle_jobs(stack, args.streams)]
     tasks = [asyncio.create_task(s.run(stack.port, token)) for s in streams]
@@ -163,6 +162,7 @@ async def measure(args: argparse.Namespace, stack: Stack, token: str) -> list[di
     top = max(latencies)
     n = args.streams
     return [
+        row(f"API processes: {args.api_workers}", args.api_workers, "", "-", True),
         row("API CPU, no stream open (baseline)", baseline, "cores", "-", True),
         row(
             f"API CPU, {n} idle streams open",
@@ -217,10 +217,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--baseline-seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--api-workers",
+        type=int,
+        default=1,
+        help="processes of `algotcha api`; each has its own listener and fans out to its streams",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    # One process, so its CPU is the whole API's.
-    stack = Stack(api_workers=1)
+    stack = Stack(api_workers=args.api_workers)
     try:
         [token] = stack.users(1)
         # uvloop, as uvicorn uses it: the client's share of the two cores stays small.
