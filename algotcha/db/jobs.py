@@ -12,7 +12,7 @@ from psycopg.types.json import Jsonb
 
 ACTIVE_STATUSES = ("queued", "processing")
 FINAL_STATUSES = ("completed", "failed", "cancelled")
-# Notified by the triggers of migration 0003: a job's id when its status or progress
+# Notified by the triggers of migration 0005_job_events: a job's id when its status or progress
 # changed (or it was deleted); an empty payload when a job entered or left the queue.
 JOB_CHANGED_CHANNEL = "algotcha_job"
 QUEUE_CHANGED_CHANNEL = "algotcha_queue"
@@ -37,7 +37,7 @@ class JobRow:
     completed_at: datetime | None
     error: str | None
     result: dict[str, Any] | None
-    # Bumped by a trigger on each change of status or progress (migration 0003).
+    # Bumped by a trigger on each change of status or progress (migration 0005_job_events).
     revision: int = 0
 
 
@@ -201,7 +201,7 @@ def count_queued_ahead(conn: psycopg.Connection, job: JobRow | None) -> int:
 
 def select_job_events(conn: psycopg.Connection, job_ids: list[int]) -> list[JobEventRow]:
     """The stream state of many jobs in one statement, so one snapshot: the queue tick
-    read with them names exactly the positions they show (see migration 0003).
+    read with them names exactly the positions they show (see migration 0005_job_events).
 
     Positions are counted as in count_queued_ahead, but each block holding a watched job is
     ranked once, not once per job in it: a thousand watched jobs cost a thousand index

@@ -1,6 +1,6 @@
 """Job event streams: one LISTEN connection per process fans job changes out to its streams.
 
-PostgreSQL notifies on every change a stream can show (migration 0003). The listener only
+PostgreSQL notifies on every change a stream can show (migration 0005_job_events). The listener only
 marks jobs as changed; one refresh task reads every changed job in one statement and hands
 each stream its newest state, so a queue change seen by a thousand streams costs one query,
 and a burst of changes arriving during a read is folded into the next one. A slow poll of
@@ -46,7 +46,7 @@ class EventId:
     """The `id:` of an event: the job's revision and the queue tick of the same snapshot.
 
     Both only grow, and every event changes at least one of them, so the pair increases
-    along a stream and names the state a client last saw (see migration 0003).
+    along a stream and names the state a client last saw (see migration 0005_job_events).
     """
 
     revision: int
