@@ -15,7 +15,6 @@ The semantics are API.md's "Semantics" section. Where it is silent:
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,10 +28,8 @@ Floats = NDArray[np.float64]
 Flags = NDArray[np.bool_]
 Ints = NDArray[np.int64]
 
-# How often the trade loop reports progress and checks for a cancel, in trades.
-_TICK_EVERY = 2048
-# Bars a stop scan looks at first; each further window is 4 times longer.
-_FIRST_WINDOW = 64
+# How often the trade loop reports progress and checks for a cancel, in bars.
+_TICK_BARS = 131_072
 
 
 @dataclass(frozen=True)
@@ -95,8 +92,8 @@ def simulate(
     """Run the orders implied by the signals over the bars.
 
     Without stops the position at each bar follows from the signals alone and is computed with
-    array operations; with stops, a loop over trades (not bars) finds each exit with vectorised
-    scans. `vectorised=False` forces the loop (tests use it to check both agree). on_tick gets
+    array operations; with stops, a compiled loop over the bars (engine/tradeloop.py) finds
+    each exit. `vectorised=False` forces the loop (tests use it to check both agree). on_tick gets
     the fraction of bars covered so far.
     """
     size = len(close)
@@ -172,167 +169,49 @@ def _event_trades(
     params: Params,
     on_tick: Callable[[float], None] | None,
 ) -> tuple[NDArray[np.int8], Ints, Ints, Floats, Floats, NDArray[np.int8]]:
-    """Trades found one at a time: entry signal -> first of (stop hit, exit signal, end)."""
+    """Trades found one at a time: entry signal -> first of (stop hit, exit signal, end), in
+    the compiled loop; between stretches of _TICK_BARS bars it reports progress."""
+    # Imported here: numba's start-up is paid only by strategies that need the loop (the
+    # worker's forkserver imports it ahead of any job).
+    from engine import tradeloop
+
     size = len(close)
-    signal_bars = size - 1
-    entries: list[int] = np.flatnonzero((long_entry | short_entry)[:signal_bars]).tolist()
-    ends = {
-        1: np.flatnonzero((short_entry | long_exit)[:signal_bars]).tolist(),
-        -1: np.flatnonzero((long_entry | short_exit)[:signal_bars]).tolist(),
-    }
-    scanner = _StopScanner(open_, high, low, params) if params.has_stops else None
-    slip = params.slippage
-    sides: list[int] = []
-    entry_bars: list[int] = []
-    exit_bars: list[int] = []
-    entry_prices: list[float] = []
-    exit_prices: list[float] = []
-    reasons: list[int] = []
-    signal = entries[0] if entries else size
-    side = 1 if entries and long_entry[signal] else -1
-    while signal < signal_bars:
-        if on_tick is not None and len(sides) % _TICK_EVERY == _TICK_EVERY - 1:
-            on_tick(signal / size)
-        entry = signal + 1
-        price = float(open_[entry]) * (1 + slip * side)
-        side_ends = ends[side]
-        found = bisect_left(side_ends, entry)
-        end_signal = side_ends[found] if found < len(side_ends) else -1
-        limit = end_signal if end_signal >= 0 else size - 1
-        hit = scanner.first_hit(side, price, entry, limit) if scanner is not None else None
-        sides.append(side)
-        entry_bars.append(entry)
-        entry_prices.append(price)
-        if hit is not None:
-            resume, level, reason = hit
-            exit_bars.append(resume)
-            exit_prices.append(level * (1 - slip * side))
-            reasons.append(reason)
-        elif end_signal >= 0:
-            resume = end_signal + 1
-            reverse = bool(short_entry[end_signal] if side > 0 else long_entry[end_signal])
-            exit_bars.append(resume)
-            exit_prices.append(float(open_[resume]) * (1 - slip * side))
-            reasons.append(REVERSE if reverse else SIGNAL)
-            if reverse:
-                signal, side = end_signal, -side
-                continue
-        else:
-            exit_bars.append(size - 1)
-            exit_prices.append(float(close[-1]) * (1 - slip * side))
-            reasons.append(END)
-            break
-        following = bisect_left(entries, resume)
-        signal = entries[following] if following < len(entries) else size
-        side = 1 if signal < size and long_entry[signal] else -1
-    return (
-        np.array(sides, dtype=np.int8),
-        np.array(entry_bars, dtype=np.int64),
-        np.array(exit_bars, dtype=np.int64),
-        np.array(entry_prices, dtype=np.float64),
-        np.array(exit_prices, dtype=np.float64),
-        np.array(reasons, dtype=np.int8),
+    rows = tradeloop.entries_upper_bound(long_entry, short_entry)
+    sides = np.empty(rows, dtype=np.int8)
+    entry_bars = np.empty(rows, dtype=np.int64)
+    exit_bars = np.empty(rows, dtype=np.int64)
+    entry_prices = np.empty(rows, dtype=np.float64)
+    exit_prices = np.empty(rows, dtype=np.float64)
+    reasons = np.empty(rows, dtype=np.int8)
+    anywhere = (long_entry | short_entry)[: size - 1]
+    first = int(anywhere.argmax()) if anywhere.any() else size
+    state = np.array([first, 1 if first < size and long_entry[first] else -1, 0], dtype=np.int64)
+    arrays = [tradeloop.read_only(a) for a in (open_, high, low, close)]
+    flags = [tradeloop.read_only(a) for a in (long_entry, short_entry, long_exit, short_exit)]
+    levels = (
+        params.slippage,
+        params.stop_loss or 0.0,
+        params.take_profit or 0.0,
+        np.nan if params.trailing_stop is None else params.trailing_stop,
     )
-
-
-class _StopScanner:
-    """Finds the first bar at which a position's stop, target or trailing stop fills.
-
-    Shorts are scanned as longs on negated prices (high and low swap), so one code path
-    serves both sides.
-    """
-
-    def __init__(self, open_: Floats, high: Floats, low: Floats, params: Params) -> None:
-        self.params = params
-        self.sides: dict[int, tuple[Floats, Floats, Floats]] = {1: (open_, high, low)}
-        self.source = (open_, high, low)
-
-    def prices(self, side: int) -> tuple[Floats, Floats, Floats]:
-        if side not in self.sides:
-            open_, high, low = self.source
-            self.sides[side] = (-open_, -low, -high)
-        return self.sides[side]
-
-    def first_hit(
-        self, side: int, entry_price: float, first: int, last: int
-    ) -> tuple[int, float, int] | None:
-        """(bar, fill level before slippage, reason) of the first stop exit in bars
-        first..last, or None. Prices are negated for shorts, so "below" means "against"."""
-        p = self.params
-        open_, high, low = self.prices(side)
-        sign = float(side)
-        stop = sign * entry_price * (1 - sign * p.stop_loss) if p.stop_loss else -np.inf
-        target = sign * entry_price * (1 + sign * p.take_profit) if p.take_profit else np.inf
-        if p.trailing_stop is not None:
-            factor = 1 - sign * p.trailing_stop
-            found = self._trailing(high, low, sign * entry_price, stop, target, factor, first, last)
-        else:
-            found = self._fixed(high, low, stop, target, first, last)
-        if found is None:
-            return None
-        bar, level = found
-        stop_reason = TRAILING_STOP if level > stop else STOP_LOSS
-        opened = float(open_[bar])
-        if opened <= level:
-            return bar, sign * opened, stop_reason
-        if opened >= target:
-            return bar, sign * opened, TAKE_PROFIT
-        if float(low[bar]) <= level:
-            return bar, sign * level, stop_reason
-        return bar, sign * target, TAKE_PROFIT
-
-    @staticmethod
-    def _fixed(
-        high: Floats, low: Floats, stop: float, target: float, first: int, last: int
-    ) -> tuple[int, float] | None:
-        """First bar in first..last with low <= stop or high >= target, and the stop level."""
-        start, width = first, _FIRST_WINDOW
-        while start <= last:
-            end = min(last + 1, start + width)
-            # numpy's per-call cost dominates short windows: skip a test whose level is unset
-            if target == np.inf:
-                hit = low[start:end] <= stop
-            elif stop == -np.inf:
-                hit = high[start:end] >= target
-            else:
-                hit = low[start:end] <= stop
-                hit |= high[start:end] >= target
-            offset = int(hit.argmax())
-            if hit[offset]:
-                return start + offset, stop
-            start, width = end, width * 4
-        return None
-
-    @staticmethod
-    def _trailing(
-        high: Floats,
-        low: Floats,
-        reference: float,
-        stop: float,
-        target: float,
-        factor: float,
-        first: int,
-        last: int,
-    ) -> tuple[int, float] | None:
-        """Like _fixed with the stop raised to factor * (highest of the entry price and the
-        highs before the bar since entry)."""
-        start, width = first, _FIRST_WINDOW
-        while start <= last:
-            end = min(last + 1, start + width)
-            highs = high[start:end]
-            running = np.maximum.accumulate(highs)
-            before = np.empty(len(highs))
-            before[0] = reference
-            np.maximum(running[:-1], reference, out=before[1:])
-            levels = np.maximum(stop, factor * before)
-            hit = low[start:end] <= levels
-            hit |= highs >= target
-            offset = int(hit.argmax())
-            if hit[offset]:
-                return start + offset, float(levels[offset])
-            reference = max(reference, float(running[-1]))
-            start, width = end, width * 4
-        return None
+    stretch = size if on_tick is None else max(1, min(_TICK_BARS, size // 8))
+    count = 0
+    while state[0] < size:
+        until = min(size, int(state[0]) + stretch)
+        count = tradeloop.run_trades(
+            *arrays, *flags, *levels, state, until,
+            sides, entry_bars, exit_bars, entry_prices, exit_prices, reasons,
+        )  # fmt: skip
+        if on_tick is not None and state[0] < size:
+            on_tick(int(state[0]) / size)
+    return (
+        sides[:count],
+        entry_bars[:count],
+        exit_bars[:count],
+        entry_prices[:count],
+        exit_prices[:count],
+        reasons[:count],
+    )
 
 
 def _account(
