@@ -335,7 +335,14 @@ def _backtest_run(args: argparse.Namespace, settings: Settings) -> int:
     bars = store.load(request.symbol, request.timeframe, request.start, request.end)
     result = engine.run(request, bars)
     if args.json:
-        print(json.dumps(schemas.camel_keys(result.as_dict()), indent=2))
+        import orjson
+
+        # A 90k-trade result is ~25 MB of JSON: json.dumps with indent falls back to its pure
+        # Python encoder (seconds); orjson writes it in tens of milliseconds.
+        document = result.as_dict(keys=schemas.camel)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+        sys.stdout.buffer.flush()
         return EXIT_OK
     m = result.metrics
     print(f"{request.strategy_name}  {request.symbol} {request.timeframe}")

@@ -123,7 +123,7 @@ def run(
         span_minutes=span,
     )
     progress.to(_MEASURED)
-    trades = result.trades(simulation, index)
+    trades = result.TradeList(simulation, index)
     curve = result.equity_curve(simulation.equity, index)
     progress.to(100)
     return BacktestResult(measured, trades, curve, size, (time.perf_counter() - started) * 1000.0)

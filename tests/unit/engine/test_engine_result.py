@@ -199,3 +199,53 @@ def test_equity_curve_pairs_times_with_values() -> None:
     index = pd.date_range("2024-01-01", periods=3, freq="1h", tz="UTC")
     curve = result.equity_curve(np.array([1.0, 2.0, 3.0]), index)
     assert curve == [(t.to_pydatetime(), v) for t, v in zip(index, [1.0, 2.0, 3.0], strict=True)]
+
+
+def _reversals(index: pd.DatetimeIndex) -> tuple[Simulation, result.TradeList]:
+    rng = np.random.default_rng(11)
+    size = len(index)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, size)))
+    longs = rng.random(size) < 0.1
+    shorts = ~longs & (rng.random(size) < 0.1)
+    sim = simulate(close, close, close, close, Signals(longs, None, shorts), Params(1e3, 0, 0, 1))
+    return sim, result.TradeList(sim, index)
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_trade_list_serialises_like_the_trade_objects(unit: str) -> None:
+    index = pd.date_range("2024-01-01", periods=500, freq="1min", tz="UTC").as_unit(unit)
+    sim, listed = _reversals(index)
+    assert sim.count > 40 and (sim.reason == 4).sum() > 10  # reversals share exit/entry bars
+    made = BacktestResult({"trades": sim.count}, listed, [], 500, 1.0)
+    objects = BacktestResult({"trades": sim.count}, result.trades(sim, index), [], 500, 1.0)
+    assert made.as_dict() == objects.as_dict()
+    assert made.as_dict()["trades"][0]["entry_time"].endswith(":00Z")
+
+
+def test_trade_list_with_sub_second_times_formats_them_like_isoformat() -> None:
+    index = pd.date_range("2024-01-01 00:00:00.250", periods=300, freq="1s", tz="UTC")
+    _, listed = _reversals(index)
+    dicts = BacktestResult({}, listed, [], 300, 1.0).as_dict()["trades"]
+    assert dicts[0]["entry_time"].endswith(".250000Z")
+    assert dicts == BacktestResult({}, list(listed), [], 300, 1.0).as_dict()["trades"]
+
+
+def test_trade_list_is_a_sequence_of_trades() -> None:
+    index = pd.date_range("2024-01-01", periods=200, freq="1h", tz="UTC")
+    sim, listed = _reversals(index)
+    objects = result.trades(sim, index)
+    assert len(listed) == sim.count and listed == objects and objects == list(listed)
+    assert listed[-1] == objects[-1] and listed[1:3] == objects[1:3]
+    assert [trade.side for trade in listed] == [trade.side for trade in objects]
+    assert listed != objects[:-1] and listed != "long"
+
+
+def test_as_dict_names_every_key_with_the_given_function() -> None:
+    index = pd.date_range("2024-01-01", periods=200, freq="1h", tz="UTC")
+    _, listed = _reversals(index)
+    made = BacktestResult({"total_return": 0.5}, listed, [(index[0], 1.0)], 200, 1.0)
+    upper = made.as_dict(keys=str.upper)
+    assert set(upper) == {"METRICS", "TRADES", "EQUITY_CURVE", "BARS", "ELAPSED_MS"}
+    assert set(upper["TRADES"][0]) == {name.upper() for name in made.as_dict()["trades"][0]}
+    assert upper["METRICS"] == {"TOTAL_RETURN": 0.5}
+    assert upper["EQUITY_CURVE"] == [{"T": "2024-01-01T00:00:00Z", "EQUITY": 1.0}]
