@@ -169,6 +169,7 @@ class TradeList(Sequence[Trade]):
         ]  # fmt: skip
 
 
+_DAY_SECONDS = 86_400
 _TRADE_FIELDS = tuple(Trade.__dataclass_fields__)
 _SIDES = np.array(["short", "long"], dtype=object)
 _REASON_NAMES = np.array(REASONS, dtype=object)
@@ -194,8 +195,20 @@ def _iso_times(
     per_second = _PER_SECOND[index.unit]
     if (stamps % per_second).any():
         return None
-    moments = (stamps // per_second).astype("datetime64[s]")
-    texts = np.datetime_as_string(moments, unit="s", timezone="UTC").astype(object)[at]
+    seconds = stamps // per_second
+    # Formatting each date and each time of day once and joining them is ~10 times faster
+    # than numpy's datetime_as_string on every bar.
+    days, day_at = np.unique(seconds // _DAY_SECONDS, return_inverse=True)
+    clocks, clock_at = np.unique(seconds % _DAY_SECONDS, return_inverse=True)
+    dates = np.datetime_as_string(days.astype("datetime64[D]")).astype(object) + "T"
+    times = np.array(
+        [
+            f"{clock // 3600:02d}:{clock // 60 % 60:02d}:{clock % 60:02d}Z"
+            for clock in clocks.tolist()
+        ],
+        dtype=object,
+    )
+    texts = (dates[day_at] + times[clock_at])[at]
     return texts[:count].tolist(), texts[count:].tolist()
 
 
