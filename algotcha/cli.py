@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from algotcha import __version__
 from algotcha.config import Settings, load_settings
@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(os.environ)
-        _configure_logging(settings.log_level)
+        # a --json document owns stdout: log lines (numexpr logs at first use) would corrupt it
+        _configure_logging(settings.log_level, sys.stderr if getattr(args, "json", False) else None)
         command: Callable[[argparse.Namespace, Settings], int] = args.command
         return command(args, settings)
     except AlgotchaError as exc:
@@ -50,10 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(level: str, stream: TextIO | None = None) -> None:
     logging.basicConfig(
         level=level,
-        stream=sys.stdout,
+        stream=stream or sys.stdout,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     # pika logs every reconnect attempt at INFO with a traceback

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 import engine
 from algotcha import cli, schemas
@@ -15,9 +16,7 @@ from engine.synth import synth_bars
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def test_backtest_run_json_prints_the_result_in_camel_case(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
-) -> None:
+def test_backtest_run_json_prints_only_the_result_in_camel_case_on_stdout(tmp_path: Path) -> None:
     store = engine.BarStore(tmp_path)
     store.write("CLITEST", synth_bars(START, 5000, seed=5))
     payload = {
@@ -33,11 +32,18 @@ def test_backtest_run_json_prints_the_result_in_camel_case(
     }
     path = tmp_path / "p.json"
     path.write_text(json.dumps(payload))
-    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    environ = {**os.environ, "DATA_DIR": str(tmp_path), "LOG_LEVEL": "INFO"}
 
-    assert cli.main(["backtest", "run", str(path), "--json"]) == cli.EXIT_OK
+    # a fresh process, so numexpr's first-use log line is emitted (it must go to stderr)
+    done = subprocess.run(
+        [sys.executable, "-m", "algotcha", "backtest", "run", str(path), "--json"],
+        env=environ,
+        capture_output=True,
+        check=False,
+    )
 
-    printed = json.loads(capsysbinary.readouterr().out)
+    assert done.returncode == cli.EXIT_OK, done.stderr
+    printed = json.loads(done.stdout)
     request = schemas.parse_payload(payload)
     bars = store.load("CLITEST", "1m", START, START + timedelta(days=4))
     expected = schemas.camel_keys(engine.run(request, bars).as_dict())
