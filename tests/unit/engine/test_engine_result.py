@@ -249,3 +249,16 @@ def test_as_dict_names_every_key_with_the_given_function() -> None:
     assert set(upper["TRADES"][0]) == {name.upper() for name in made.as_dict()["trades"][0]}
     assert upper["METRICS"] == {"TOTAL_RETURN": 0.5}
     assert upper["EQUITY_CURVE"] == [{"T": "2024-01-01T00:00:00Z", "EQUITY": 1.0}]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_max_drawdown_by_blocks_equals_the_running_peak_over_every_bar(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(4 * 4096, 12 * 4096))
+    equity = 1e4 * np.exp(np.cumsum(rng.normal(0, rng.uniform(1e-4, 1e-2), size)))
+    if seed % 2:
+        equity[int(rng.integers(0, size))] *= 0.2  # one deep dip in some block or the tail
+    for capital in (1e4, float(equity.max()) * 1.1):
+        peaks = np.maximum(np.maximum.accumulate(equity), capital)
+        expected = min(float(np.min(equity / peaks)) - 1, 0.0)
+        assert metrics._max_drawdown(equity, capital) == expected
