@@ -173,7 +173,7 @@ def _event_trades(
     the compiled loop; between stretches of _TICK_BARS bars it reports progress."""
     # Imported here: numba's start-up is paid only by strategies that need the loop (the
     # worker's forkserver imports it ahead of any job).
-    from engine import tradeloop
+    from engine import jit, tradeloop
 
     size = len(close)
     rows = tradeloop.entries_upper_bound(long_entry, short_entry)
@@ -186,20 +186,17 @@ def _event_trades(
     anywhere = (long_entry | short_entry)[: size - 1]
     first = int(anywhere.argmax()) if anywhere.any() else size
     state = np.array([first, 1 if first < size and long_entry[first] else -1, 0], dtype=np.int64)
-    arrays = [tradeloop.read_only(a) for a in (open_, high, low, close)]
-    flags = [tradeloop.read_only(a) for a in (long_entry, short_entry, long_exit, short_exit)]
-    levels = (
-        params.slippage,
-        params.stop_loss or 0.0,
-        params.take_profit or 0.0,
-        np.nan if params.trailing_stop is None else params.trailing_stop,
-    )
+    prices = [jit.read_only(a) for a in (open_, high, low, close)]
+    flags = [jit.read_only(a) for a in (long_entry, short_entry, long_exit, short_exit)]
+    stop_loss, take_profit = params.stop_loss or 0.0, params.take_profit or 0.0
+    trailing = np.nan if params.trailing_stop is None else params.trailing_stop
     stretch = size if on_tick is None else max(1, min(_TICK_BARS, size // 8))
     count = 0
     while state[0] < size:
         until = min(size, int(state[0]) + stretch)
         count = tradeloop.run_trades(
-            *arrays, *flags, *levels, state, until,
+            prices[0], prices[1], prices[2], prices[3], flags[0], flags[1], flags[2], flags[3],
+            params.slippage, stop_loss, take_profit, trailing, state, until,
             sides, entry_bars, exit_bars, entry_prices, exit_prices, reasons,
         )  # fmt: skip
         if on_tick is not None and state[0] < size:

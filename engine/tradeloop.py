@@ -11,11 +11,12 @@ user's cache when that is read-only); a process pays only the load of the cached
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numba
 import numpy as np
 from numpy.typing import NDArray
+
+from engine import jit
 
 Floats = NDArray[np.float64]
 Flags = NDArray[np.bool_]
@@ -41,17 +42,7 @@ _SIGNATURE = numba.int64(
 )
 
 
-def _compile(function: Callable[..., int]) -> Callable[..., int]:
-    """Compile eagerly (load from the disk cache when it is there), so a process that imports
-    this module ahead of a job (the worker's forkserver) has the loop ready."""
-    try:
-        compiled: Callable[..., int] = numba.njit(_SIGNATURE, cache=True, nogil=True)(function)
-    except RuntimeError:  # no writable cache location: compile in memory in each process
-        compiled = numba.njit(_SIGNATURE, nogil=True)(function)
-    return compiled
-
-
-@_compile
+@jit.compiled(_SIGNATURE)
 def run_trades(
     open_: Floats,
     high: Floats,
@@ -169,14 +160,6 @@ def run_trades(
         signal = size
     state[0], state[1], state[2] = signal, side, count
     return int(count)
-
-
-def read_only(values: np.ndarray) -> np.ndarray:
-    """A contiguous read-only view (a copy only if not contiguous), the one layout compiled:
-    the bars from pandas are read-only, the signals are not."""
-    view = np.ascontiguousarray(values).view()
-    view.flags.writeable = False
-    return view
 
 
 def entries_upper_bound(long_entry: np.ndarray, short_entry: np.ndarray) -> int:

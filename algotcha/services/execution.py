@@ -23,7 +23,15 @@ logger = logging.getLogger(__name__)
 
 _context = multiprocessing.get_context("forkserver")
 _context.set_forkserver_preload(
-    ["engine", "engine.tradeloop", "algotcha.schemas", "pandas", "numexpr", "pyarrow.parquet"]
+    [
+        "engine",
+        "engine.tradeloop",
+        "engine.smoothing",
+        "algotcha.schemas",
+        "pandas",
+        "numexpr",
+        "pyarrow.parquet",
+    ]
 )
 
 # Variables the child may see: it runs user-influenced code paths, so no token or password.
