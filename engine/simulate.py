@@ -201,13 +201,14 @@ def _event_trades(
         )  # fmt: skip
         if on_tick is not None and state[0] < size:
             on_tick(int(state[0]) / size)
+    # copies: views would keep the rows for every entry signal alive (a sweep holds many)
     return (
-        sides[:count],
-        entry_bars[:count],
-        exit_bars[:count],
-        entry_prices[:count],
-        exit_prices[:count],
-        reasons[:count],
+        sides[:count].copy(),
+        entry_bars[:count].copy(),
+        exit_bars[:count].copy(),
+        entry_prices[:count].copy(),
+        exit_prices[:count].copy(),
+        reasons[:count].copy(),
     )
 
 
