@@ -42,7 +42,7 @@ def parse_json(body: bytes) -> Any:
     if stripped[0] not in "{[":
         raise MalformedJSONError("the body is not JSON; send a JSON object")
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValidationError(
             f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
@@ -50,6 +50,50 @@ def parse_json(body: bytes) -> Any:
         ) from None
     except RecursionError:
         raise ValidationError.for_field("body", "nested too deeply") from None
+    # Both can only arrive as \u escapes: raw NUL is a JSON syntax error, and UTF-8 cannot
+    # encode a surrogate, so a body without a backslash-u needs no walk.
+    if "\\u" in text:
+        _raise_if(unstorable_strings(value))
+    return value
+
+
+# NUL: PostgreSQL's text and jsonb refuse it. A lone surrogate: UTF-8 cannot encode it.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def unstorable_text(text: str) -> str | None:
+    """Why PostgreSQL (text, jsonb) or any UTF-8 consumer cannot take `text`; None if it can."""
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return "must not contain U+0000 (NUL)"
+    return f"must not contain a lone surrogate (U+{ord(found.group()):04X})"
+
+
+def unstorable_strings(value: Any, path: str = "") -> list[FieldError]:
+    """Every string (object keys too) in a decoded JSON value that cannot be stored, by path."""
+    errors: list[FieldError] = []
+    # Iterative: nesting is bounded only by json's recursion limit, and the walk must not be.
+    stack: list[tuple[str, Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            problem = unstorable_text(item)
+            if problem:
+                errors.append(FieldError(where or "body", problem))
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                # The key goes into the path escaped, so the error itself stays printable.
+                shown = json.dumps(key)[1:-1]
+                child_path = f"{where}.{shown}" if where else shown
+                problem = unstorable_text(key)
+                if problem:
+                    errors.append(FieldError(child_path, f"the key {problem}"))
+                stack.append((child_path, child))
+        elif isinstance(item, list):
+            stack.extend((f"{where or 'body'}[{i}]", child) for i, child in enumerate(item))
+    return sorted(errors, key=lambda e: e.field)
 
 
 class _Reader:
@@ -302,7 +346,7 @@ def parse_page(params: Mapping[str, str], *, max_limit: int = 100) -> tuple[int,
         raw = params.get(name)
         if raw is None or raw == "":
             return None
-        if not raw.isdigit() or not low <= int(raw) <= high:
+        if not _is_ascii_integer(raw) or not low <= int(raw) <= high:
             errors.append(FieldError(name, f"must be an integer from {low} to {high}"))
             return None
         return int(raw)
@@ -314,9 +358,15 @@ def parse_page(params: Mapping[str, str], *, max_limit: int = 100) -> tuple[int,
 
 
 def parse_id(raw: str) -> int:
-    if not raw.isdigit() or not 0 < int(raw) < 2**63:
+    if not _is_ascii_integer(raw) or not 0 < int(raw) < 2**63:
         raise ValidationError.for_field("id", "must be a positive integer")
     return int(raw)
+
+
+def _is_ascii_integer(raw: str) -> bool:
+    # str.isdigit() is also true for "²" and "٣", which int() then refuses or reads otherwise;
+    # the length cap keeps int() off a ten-thousand-digit string.
+    return raw.isascii() and raw.isdigit() and len(raw) <= 20
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -489,6 +539,8 @@ def parse_telegram_webhook(body: bytes) -> BotCommand | None:
     try:
         update = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if unstorable_strings(update):
         return None
     return parse_telegram_update(update)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -148,3 +149,87 @@ def test_the_range_is_clipped_to_the_stored_data(make_user: Any) -> None:
     assert r.status_code == 202
     job = user.client.get(r.headers["location"]).json()
     assert job["payload"]["start"] == "2022-01-01T00:00:00Z"
+
+
+NUL_AND_SURROGATES = ["a\x00b", "\ud800", "tail\udfff"]
+
+
+@pytest.mark.parametrize("text", NUL_AND_SURROGATES)
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        (
+            "POST",
+            "/api/backtest/queue",
+            lambda t: {"payload": payload(strategyName=t)},
+            "payload.strategyName",
+        ),
+        (
+            "POST",
+            "/api/backtest/queue",
+            lambda t: {"payload": payload(longEntry=t)},
+            "payload.longEntry",
+        ),
+        ("POST", "/api/backtest/queue", lambda t: {"payload": payload(symbol=t)}, "payload.symbol"),
+        ("PATCH", "/api/me", lambda t: {"name": t}, "name"),
+        (
+            "POST",
+            "/api/auth/register",
+            lambda t: {"email": f"{t}@example.com", "password": "long enough"},
+            "email",
+        ),
+        (
+            "POST",
+            "/api/auth/login",
+            lambda t: {"email": "a@example.com", "password": t},
+            "password",
+        ),
+    ],
+)
+def test_nul_and_lone_surrogates_are_422_naming_the_field(
+    make_user: Any,
+    db: psycopg.Connection,
+    text: str,
+    method: str,
+    path: str,
+    body: Any,
+    field: str,
+) -> None:
+    user = make_user()
+    # json.dumps escapes both as \u sequences, exactly as a JavaScript client sends them.
+    content = json.dumps(body(text)).encode()
+    r = user.client.request(
+        method, path, content=content, headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert [e["field"] for e in r.json()["errors"]] == [field]
+    assert db.execute("SELECT count(*) FROM backtest_job").fetchone() == (0,)
+    assert db.execute("SELECT count(*) FROM app_user").fetchone() == (1,)
+
+
+def test_a_key_with_nul_is_422_naming_it_escaped(make_user: Any) -> None:
+    body = json.dumps({"payload": {**payload(), "x\x00y": 1}}).encode()
+    r = make_user().client.post(
+        "/api/backtest/queue", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["payload.x\\u0000y"]
+
+
+@pytest.mark.parametrize("raw", ["²", "٣", "%C2%B2", "%00", "1%00", "9" * 400])
+def test_ids_and_page_parameters_take_ascii_digits_only(make_user: Any, raw: str) -> None:
+    user = make_user()
+    for path in (
+        f"/api/backtest/queue/{raw}",
+        f"/api/backtest/queue/position/{raw}",
+        f"/api/backtest/queue/{raw}/events",
+    ):
+        r = user.client.get(path)
+        assert r.status_code == 422, (path, r.text)
+        assert [e["field"] for e in r.json()["errors"]] == ["id"]
+    assert user.client.delete(f"/api/backtest/queue/{raw}").status_code == 422
+    for name in ("limit", "before"):
+        r = user.client.get(f"/api/backtest/queue/my?{name}={raw}")
+        assert r.status_code == 422, (name, r.text)
+        assert [e["field"] for e in r.json()["errors"]] == [name]
