@@ -141,12 +141,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _api(args: argparse.Namespace, settings: Settings) -> int:
+    from monitoring import multiprocess
+
+    _prepare_schema(args, settings)
+    if settings.metrics_multiproc_dir:
+        # Before anything imports our metrics (algotcha.app does): they open their files then.
+        multiprocess.prepare_multiproc_dir(settings.metrics_multiproc_dir)
+    elif args.workers > 1:
+        # Each worker process counts its own requests; /metrics must sum them, which
+        # prometheus_client does from files in this directory. Set before any import of it.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="algotcha-api-metrics-")
+
     import uvicorn
 
     from algotcha.app import create_app
 
-    if args.migrate:
-        _migrate(args, settings)
     if args.workers == 1:
         app = create_app(settings)
         uvicorn.run(
@@ -158,10 +167,6 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
             timeout_graceful_shutdown=API_SHUTDOWN_TIMEOUT_S,
         )
         return EXIT_OK
-    if not settings.metrics_multiproc_dir:
-        # Each worker process counts its own requests; /metrics must sum them, which
-        # prometheus_client does from files in this directory. Set before any import of it.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="algotcha-api-metrics-")
     uvicorn.run(
         "algotcha.app:create_app_from_environment",
         factory=True,
@@ -178,16 +183,14 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from actors import worker
 
-    if args.migrate:
-        _migrate(args, settings)
+    _prepare_schema(args, settings)
     return worker.serve(settings)
 
 
 def _notifier(args: argparse.Namespace, settings: Settings) -> int:
     from actors import notifier
 
-    if args.migrate:
-        _migrate(args, settings)
+    _prepare_schema(args, settings)
     return notifier.serve(settings)
 
 
@@ -242,6 +245,22 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     from actors import allinone
 
     return allinone.serve(settings, host=args.host, port=args.port, var_dir=args.var.resolve())
+
+
+def _prepare_schema(args: argparse.Namespace, settings: Settings) -> None:
+    """Migrate when asked; otherwise refuse to serve a database whose migrations were edited."""
+    import psycopg
+
+    from algotcha.db import migrate
+
+    if args.migrate:
+        _migrate(args, settings)
+        return
+    try:
+        migrate.check(settings.require_database_url())
+    except psycopg.OperationalError:
+        # The pool retries once PostgreSQL is back; readiness reports it meanwhile.
+        logger.warning("event=migration_check_skipped reason=database_unreachable")
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:

@@ -6,7 +6,6 @@ import gzip
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
 import prometheus_client
@@ -53,18 +52,6 @@ def registry(multiproc_dir: str | None = None) -> CollectorRegistry:
     # prometheus_client leaves this constructor unannotated.
     MultiProcessCollector(multiprocess_registry, path=multiproc_dir)  # type: ignore[no-untyped-call]
     return multiprocess_registry
-
-
-def prepare_multiproc_dir(path: str) -> None:
-    """Create the multiprocess directory and remove the metric files of earlier runs.
-
-    Call it once per process group, in the parent, before any child starts: files left by a
-    previous run would otherwise be summed into this run's counters.
-    """
-    directory = Path(path)
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("*.db"):
-        stale.unlink(missing_ok=True)
 
 
 def combine(registry: CollectorRegistry, *extra: Collector) -> CollectorRegistry:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from algotcha.config import Settings
+from tests.fixtures.services import ROOT
+from tests.fixtures.worker import ApiProcess
 
 pytestmark = pytest.mark.integration
 
@@ -84,3 +92,34 @@ def test_http_metrics_label_routes_not_ids(make_user: Any, api: Any) -> None:
         status="404",
     )
     assert ok >= 1 and missing >= 1
+
+
+# What a previous run of the API left in the directory: 1,000 answers to GET /healthz.
+PREVIOUS_RUN = """
+from monitoring import metrics
+metrics.HTTP_REQUESTS.labels(method="GET", route="/healthz", status="200").inc(1000)
+"""
+
+
+def test_api_workers_do_not_sum_the_counters_of_a_previous_run(
+    settings: Settings, tmp_path: Path
+) -> None:
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    subprocess.run([sys.executable, "-c", PREVIOUS_RUN], env=env, cwd=ROOT, check=True)
+    assert list(directory.glob("counter_*.db"))
+
+    api = ApiProcess(
+        settings, tmp_path / "api.log", "--workers", "2", PROMETHEUS_MULTIPROC_DIR=str(directory)
+    ).start()
+    try:
+        for _ in range(3):
+            assert httpx.get(f"{api.url}/healthz").status_code == 200
+        text = scrape(f"{api.url}/metrics")
+    finally:
+        api.stop()
+    healthz = sample(
+        text, "algotcha_http_requests_total", method="GET", route="/healthz", status="200"
+    )
+    assert 3 <= healthz < 1000, api.output()

@@ -50,8 +50,6 @@ CREATE INDEX backtest_job_queue_order ON backtest_job ((-priority), id)
     WHERE status = 'queued';
 CREATE INDEX backtest_job_processing ON backtest_job (heartbeat_at) WHERE status = 'processing';
 CREATE INDEX backtest_job_user ON backtest_job (user_id, id DESC);
--- The per-user limit counts only queued jobs: a handful, however long the user's history.
-CREATE INDEX backtest_job_user_queued ON backtest_job (user_id) WHERE status = 'queued';
 CREATE INDEX backtest_job_finished ON backtest_job (completed_at DESC)
     WHERE status = 'completed';
 CREATE INDEX backtest_job_created ON backtest_job (created_at DESC);

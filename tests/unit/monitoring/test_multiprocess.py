@@ -12,7 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from monitoring import exporter
+from monitoring import multiprocess
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -67,7 +67,7 @@ def python(script: str, *args: str, multiproc_dir: Path | None) -> subprocess.Co
 
 
 def test_registry_sums_a_counter_incremented_in_a_forked_child(tmp_path: Path) -> None:
-    exporter.prepare_multiproc_dir(str(tmp_path))
+    multiprocess.prepare_multiproc_dir(str(tmp_path))
     run = python(FORKING_PARENT, str(tmp_path), multiproc_dir=tmp_path)
     assert run.returncode == 0, run.stderr
     assert 'algotcha_backtests_total{outcome="completed"} 5.0' in run.stdout
@@ -76,7 +76,7 @@ def test_registry_sums_a_counter_incremented_in_a_forked_child(tmp_path: Path) -
 
 
 def test_registry_sums_processes_that_have_exited(tmp_path: Path) -> None:
-    exporter.prepare_multiproc_dir(str(tmp_path))
+    multiprocess.prepare_multiproc_dir(str(tmp_path))
     for amount in ("1", "4"):
         assert python(WRITER, amount, multiproc_dir=tmp_path).returncode == 0
     run = python(READER, str(tmp_path), multiproc_dir=tmp_path)
@@ -86,11 +86,11 @@ def test_registry_sums_processes_that_have_exited(tmp_path: Path) -> None:
 
 def test_prepare_multiproc_dir_removes_files_of_an_earlier_run(tmp_path: Path) -> None:
     directory = tmp_path / "metrics"
-    exporter.prepare_multiproc_dir(str(directory))
+    multiprocess.prepare_multiproc_dir(str(directory))
     assert python(WRITER, "7", multiproc_dir=directory).returncode == 0
     assert list(directory.glob("*.db"))
 
-    exporter.prepare_multiproc_dir(str(directory))
+    multiprocess.prepare_multiproc_dir(str(directory))
 
     assert not list(directory.glob("*.db"))
     run = python(READER, str(directory), multiproc_dir=directory)
