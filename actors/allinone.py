@@ -22,7 +22,7 @@ from dramatiq.brokers.stub import StubBroker
 import engine
 from actors.notifier import Notifier
 from actors.worker import BacktestWorker
-from algotcha import queues
+from algotcha import auth, queues
 from algotcha.app import create_app
 from algotcha.config import Settings
 from algotcha.db import migrate
@@ -90,7 +90,8 @@ def _seed_demo_user(settings: Settings, var_dir: Path) -> str:
     password = _private_file(var_dir / "demo_password", secrets.token_urlsafe(12))
     with db_pool.create_pool(settings.require_database_url(), max_size=1) as pool:
         try:
-            users.register(pool, email=DEMO_EMAIL, password=password, name="Demo")
+            slots = auth.HashSlots.for_settings(settings)
+            users.register(pool, slots, email=DEMO_EMAIL, password=password, name="Demo")
         except EmailTakenError:
             pass
     return password

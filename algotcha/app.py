@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 
 import engine
 from algotcha import config, problems, queues
+from algotcha.auth import HashSlots
 from algotcha.config import Settings
 from algotcha.db import pool as db_pool
 from algotcha.errors import AlgotchaError
@@ -72,6 +73,7 @@ def create_app(
                 "collector": collector,
                 "events": events,
                 "telegram": bot,
+                "hash_slots": HashSlots.for_settings(settings),
                 "registry": exporter.registry(settings.metrics_multiproc_dir),
             }
         finally:

@@ -162,6 +162,7 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
             app,
             host=args.host,
             port=args.port,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=API_SHUTDOWN_TIMEOUT_S,
@@ -173,6 +174,7 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
         workers=args.workers,
         host=args.host,
         port=args.port,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=API_SHUTDOWN_TIMEOUT_S,
@@ -272,7 +274,7 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _user_create(args: argparse.Namespace, settings: Settings) -> int:
-    from algotcha import schemas
+    from algotcha import auth, schemas
     from algotcha.db import pool as db_pool
     from algotcha.services import users
 
@@ -283,7 +285,10 @@ def _user_create(args: argparse.Namespace, settings: Settings) -> int:
     body = json.dumps({"email": args.email, "password": password, "name": args.name})
     creds = schemas.parse_register(body.encode())
     with db_pool.create_pool(settings.require_database_url(), max_size=1) as pool:
-        user = users.register(pool, email=creds.email, password=creds.password, name=creds.name)
+        slots = auth.HashSlots.for_settings(settings)
+        user = users.register(
+            pool, slots, email=creds.email, password=creds.password, name=creds.name
+        )
     print(f"created user {user.id} <{user.email}>")
     return EXIT_OK
 

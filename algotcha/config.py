@@ -19,6 +19,8 @@ MIN_JWT_SECRET_BYTES = 32
 SMTP_TLS_MODES = ("starttls", "tls", "none")
 # Telegram's rule for a webhook secret_token: 1-256 of A-Z a-z 0-9 _ -
 _TELEGRAM_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+# What one Argon2id hash holds while it runs (argon2-cffi's default memory_cost, 64 MiB).
+PASSWORD_HASH_MIB = 64
 # A sent-but-unconfirmed delivery is given this many socket timeouts before it is declared lost.
 SENDING_LEASE_TIMEOUTS = 12
 
@@ -68,6 +70,18 @@ class Settings:
     notify_min_backoff_s: float = 15.0
     # Kept under RabbitMQ's consumer_timeout (30 min): a delayed message is held unacked.
     notify_max_backoff_s: float = 600.0
+    # Each Argon2id hash in progress holds 64 MiB: this budget bounds how many run at once
+    # (256 MiB: 4), and a login that finds none free waits this long, then gets a 503.
+    login_hash_memory_mib: int = 256
+    login_hash_wait_s: float = 2.0
+    # Failed logins are counted in PostgreSQL over this sliding window, per account (the email
+    # as typed, whether or not it exists) and per client address; beyond either limit, 429.
+    login_failure_window_s: float = 15 * 60
+    login_failures_per_account: int = 10
+    login_failures_per_address: int = 100
+    # Peers whose X-Forwarded-For names the client (uvicorn's setting): the reverse proxy's
+    # address. The per-address login limit counts that client, so this must name the proxy.
+    forwarded_allow_ips: str = "127.0.0.1"
     # Fault injection for tests and drills: the backtest child sleeps this long first, so a
     # job can be caught mid-run (killed, cancelled, timed out). Zero in production.
     debug_backtest_delay_s: float = 0.0
@@ -175,6 +189,22 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         metrics_port=get("METRICS_PORT", _port, defaults.metrics_port),
         metrics_multiproc_dir=environ.get("PROMETHEUS_MULTIPROC_DIR") or None,
         log_level=get("LOG_LEVEL", _log_level, defaults.log_level),
+        login_hash_memory_mib=get(
+            "LOGIN_HASH_MEMORY_MIB", _positive_int, defaults.login_hash_memory_mib
+        ),
+        login_hash_wait_s=get(
+            "LOGIN_HASH_WAIT_SECONDS", _positive_float, defaults.login_hash_wait_s
+        ),
+        login_failure_window_s=get(
+            "LOGIN_FAILURE_WINDOW_SECONDS", _positive_float, defaults.login_failure_window_s
+        ),
+        login_failures_per_account=get(
+            "LOGIN_FAILURES_PER_ACCOUNT", _positive_int, defaults.login_failures_per_account
+        ),
+        login_failures_per_address=get(
+            "LOGIN_FAILURES_PER_ADDRESS", _positive_int, defaults.login_failures_per_address
+        ),
+        forwarded_allow_ips=get("FORWARDED_ALLOW_IPS", str, defaults.forwarded_allow_ips),
         debug_backtest_delay_s=get("DEBUG_BACKTEST_DELAY_SECONDS", float, 0.0),
         telegram_bot_token=secret("TELEGRAM_BOT_TOKEN"),
         telegram_bot_username=get("TELEGRAM_BOT_USERNAME", _bot_username, None),
@@ -212,6 +242,11 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         problems.append(
             "NOTIFY_MAX_BACKOFF_SECONDS must stay under 1500 (RabbitMQ's consumer_timeout is "
             "30 min and a delayed notification is held unacknowledged)"
+        )
+    if settings.login_hash_memory_mib < PASSWORD_HASH_MIB:
+        problems.append(
+            f"LOGIN_HASH_MEMORY_MIB must be at least {PASSWORD_HASH_MIB} "
+            "(one Argon2id hash), or nobody can log in"
         )
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))

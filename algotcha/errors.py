@@ -10,7 +10,8 @@ AlgotchaError
 │   └── EmailTakenError
 ├── PayloadTooLargeError   413
 ├── QueueLimitError        429: too many queued jobs for one user
-└── UnavailableError       503: PostgreSQL or RabbitMQ cannot be reached
+├── LoginLimitError        429: too many failed logins for one account or client address
+└── UnavailableError       503: PostgreSQL or RabbitMQ cannot be reached, or the API is busy
 """
 
 from __future__ import annotations
@@ -83,6 +84,15 @@ class PayloadTooLargeError(AlgotchaError):
 
 class QueueLimitError(AlgotchaError):
     """The user already has the maximum number of queued jobs."""
+
+    status, title = 429, "Too Many Requests"
+
+    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
+
+
+class LoginLimitError(AlgotchaError):
+    """Too many failed logins for the account or from the client address, recently."""
 
     status, title = 429, "Too Many Requests"
 

@@ -191,7 +191,10 @@ def _paths() -> dict[str, Any]:
         "/api/auth/register": {
             "post": {
                 "requestBody": body("Credentials"),
-                "responses": {"201": _json(_ref("User"), "Created"), **_errors(400, 409, 413, 422)},
+                "responses": {
+                    "201": _json(_ref("User"), "Created"),
+                    **_errors(400, 409, 413, 422, 503),
+                },
             }
         },
         "/api/auth/login": {
@@ -199,7 +202,7 @@ def _paths() -> dict[str, Any]:
                 "requestBody": body("Credentials"),
                 "responses": {
                     "200": _json({"type": "object", "required": ["accessToken"]}),
-                    **_errors(400, 401, 413, 422),
+                    **_errors(400, 401, 413, 422, 429, 503),
                 },
             }
         },

@@ -16,6 +16,7 @@ async def register(request: Request) -> Response:
     user = await run_in_threadpool(
         users.register,
         request.state.pool,
+        request.state.hash_slots,
         email=creds.email,
         password=creds.password,
         name=creds.name,
@@ -27,7 +28,14 @@ async def login(request: Request) -> Response:
     creds = schemas.parse_login(await request.body())
     settings = request.state.settings
     token = await run_in_threadpool(
-        users.login, request.state.pool, settings, email=creds.email, password=creds.password
+        users.login,
+        request.state.pool,
+        settings,
+        request.state.hash_slots,
+        email=creds.email,
+        password=creds.password,
+        # The peer, or the client a trusted proxy names (uvicorn's FORWARDED_ALLOW_IPS).
+        address=request.client.host if request.client else "unknown",
     )
     return JSONResponse(
         {"accessToken": token, "tokenType": "bearer", "expiresIn": settings.jwt_ttl_s}

@@ -4,13 +4,14 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
 import time
 
 import pytest
 
 from algotcha import auth
 from algotcha.config import Settings
-from algotcha.errors import UnauthorizedError
+from algotcha.errors import UnauthorizedError, UnavailableError
 
 SETTINGS = Settings(jwt_secret="k" * 48)
 
@@ -96,3 +97,43 @@ def test_passwords_hash_with_argon2id_and_verify() -> None:
     assert auth.verify_password(hashed, "correct horse")
     assert not auth.verify_password(hashed, "wrong horse")
     assert not auth.verify_password(None, "anything")
+
+
+@pytest.mark.parametrize(("budget_mib", "size"), [(64, 1), (100, 1), (256, 4), (1024, 16)])
+def test_hash_slots_fit_the_memory_budget(budget_mib: int, size: int) -> None:
+    assert auth.HashSlots(budget_mib, wait_s=0.1).size == size
+
+
+def test_a_hash_that_finds_no_slot_waits_then_is_503_with_retry_after() -> None:
+    slots = auth.HashSlots(64, wait_s=0.05)
+    with slots.slot():
+        with pytest.raises(UnavailableError) as exc:
+            with slots.slot():
+                pass  # pragma: no cover - never entered
+        assert exc.value.status == 503
+        assert exc.value.headers["Retry-After"] == "1"
+    with slots.slot():  # released by the first holder, whatever happened in between
+        pass
+
+
+def test_hash_slots_never_run_more_hashes_than_their_size() -> None:
+    slots = auth.HashSlots(128, wait_s=5)
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def hash_once() -> None:
+        nonlocal running, most
+        with slots.slot():
+            with lock:
+                running += 1
+                most = max(most, running)
+            auth.hash_password("a password")
+            with lock:
+                running -= 1
+
+    threads = [threading.Thread(target=hash_once) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most == 2

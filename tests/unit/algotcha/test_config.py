@@ -123,3 +123,21 @@ def test_the_event_streams_safety_poll_is_read_and_checked() -> None:
     assert load_settings({"EVENTS_POLL_INTERVAL_SECONDS": "5"}).events_poll_interval_s == 5
     with pytest.raises(ConfigError, match="EVENTS_POLL_INTERVAL_SECONDS"):
         load_settings({"EVENTS_POLL_INTERVAL_SECONDS": "0"})
+
+
+def test_login_cost_settings_are_read_and_a_budget_under_one_hash_is_refused() -> None:
+    settings = load_settings(
+        {
+            "LOGIN_HASH_MEMORY_MIB": "512",
+            "LOGIN_HASH_WAIT_SECONDS": "0.5",
+            "LOGIN_FAILURE_WINDOW_SECONDS": "60",
+            "LOGIN_FAILURES_PER_ACCOUNT": "3",
+            "LOGIN_FAILURES_PER_ADDRESS": "30",
+        }
+    )
+    assert settings.login_hash_memory_mib == 512
+    assert settings.login_hash_wait_s == 0.5
+    assert settings.login_failure_window_s == 60
+    assert (settings.login_failures_per_account, settings.login_failures_per_address) == (3, 30)
+    with pytest.raises(ConfigError, match="LOGIN_HASH_MEMORY_MIB must be at least 64"):
+        load_settings({"LOGIN_HASH_MEMORY_MIB": "32"})
