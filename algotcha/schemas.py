@@ -50,6 +50,9 @@ def parse_json(body: bytes) -> Any:
         ) from None
     except RecursionError:
         raise ValidationError.for_field("body", "nested too deeply") from None
+    except ValueError:
+        # Python refuses to read an integer of more than 4,300 digits (CVE-2020-10735).
+        raise ValidationError.for_field("body", "holds a number with too many digits") from None
     # Both can only arrive as \u escapes: raw NUL is a JSON syntax error, and UTF-8 cannot
     # encode a surrogate, so a body without a backslash-u needs no walk.
     if "\\u" in text:
@@ -153,9 +156,13 @@ def _text(max_len: int, *, min_len: int = 0) -> Callable[[Any], str]:
 def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("must be a number")
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond 1.8e308
+        raise ValueError("must be a finite number") from None
+    if not math.isfinite(number):
         raise ValueError("must be a finite number")
-    return float(value)
+    return number
 
 
 def _choice(*choices: str) -> Callable[[Any], str]:

@@ -2,22 +2,39 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import secrets
+import urllib.parse
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import checks
+from schemathesis.generation import GenerationMode
 
 from algotcha import openapi
 from algotcha.config import Settings
-from tests.fixtures.app import LiveServer
+from tests.fixtures.app import LiveServer, payload
 
 pytestmark = pytest.mark.integration
 
 schema = schemathesis.openapi.from_dict(openapi.document("http://127.0.0.1"))
+# Valid and invalid inputs both, with NUL allowed in every generated string.
+schema.config.generation.update(
+    modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], allow_x00=True
+)
+CONFORMANCE = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_schema_conformance,
+]
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +60,142 @@ def test_no_operation_answers_a_server_error(case: Any, fuzz_target: Any) -> Non
         return  # a live stream does not end by itself; covered by the integration tests
     response = case.call(base_url=url, headers={**auth, **(case.headers or {})}, timeout=30)
     assert response.status_code < 500, (case.method, case.path, response.text)
+    # Documented status, content type and body schema, as /openapi.json states them.
+    case.validate_response(response, checks=CONFORMANCE)
     if response.status_code >= 400:
         assert response.headers["content-type"] == ["application/problem+json"]
         assert response.json()["success"] is False
+
+
+# --- hostile input in every field of every operation ------------------------------------------
+
+WEBHOOK_SECRET = "fuzz-webhook-secret"
+# Strings PostgreSQL or int() cannot take as they are, and ordinary text around them.
+HOSTILE_TEXT = st.one_of(
+    st.sampled_from(
+        ["\x00", "a\x00b", "\ud800", "x\udfff", "²", "٣", "1²", "9" * 30, "9" * 5000, "-1", "0"]
+    ),
+    st.text(max_size=20),
+    st.text(alphabet=st.characters(codec=None), max_size=8),
+)
+HUGE_NUMBERS = st.sampled_from([10**30, -(10**30), 2**63, 1e308, -1e308, 5e-324])
+HOSTILE_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | HUGE_NUMBERS | HOSTILE_TEXT,
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(HOSTILE_TEXT, children, max_size=3)
+    ),
+    max_leaves=10,
+)
+# A valid body per request schema, the starting point for one hostile change.
+TEMPLATES: dict[str, Any] = {
+    "Credentials": {"email": "fuzz@example.com", "password": "fuzzing pass", "name": "F"},
+    "ProfileChange": {"name": "F", "notifyVia": "none"},
+    "SubmitRequest": {"payload": payload(), "notifyVia": "none"},
+    "webhook": {"update_id": 1, "message": {"chat": {"id": 5}, "text": "/start abc"}},
+}
+OPERATIONS = [
+    (method, path, operation)
+    for path, item in openapi.document("http://127.0.0.1")["paths"].items()
+    for method, operation in item.items()
+    if not path.endswith("/events")  # a live stream does not end by itself
+]
+
+
+def paths_in(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place in a JSON value that a hostile value can take."""
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, child in value.items():
+            found += paths_in(child, (*prefix, key))
+    return found
+
+
+def with_change(value: Any, where: tuple[Any, ...], new: Any) -> Any:
+    if not where:
+        return new
+    changed = copy.deepcopy(value)
+    target = changed
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = new
+    return changed
+
+
+@st.composite
+def hostile_body(draw: st.DrawFn, template: Any) -> bytes:
+    kind = draw(st.sampled_from(["value", "key", "nesting", "raw number"]))
+    if kind == "nesting":
+        depth = draw(st.integers(100, 20_000))
+        return b'{"payload": ' + b"[" * depth + b"]" * depth + b"}"
+    if kind == "raw number":
+        return json.dumps(template).replace("10000", "9" * draw(st.integers(300, 6000))).encode()
+    where = draw(st.sampled_from(paths_in(template)))
+    if kind == "key":
+        where = (*where[:-1], draw(HOSTILE_TEXT)) if where else (draw(HOSTILE_TEXT),)
+    # ensure_ascii: lone surrogates travel as \u escapes, exactly as a browser sends them.
+    return json.dumps(with_change(template, where, draw(HOSTILE_JSON))).encode()
+
+
+@pytest.fixture(scope="module")
+def hostile_target(base_settings: Settings) -> Iterator[tuple[str, dict[str, str]]]:
+    fuzz_settings = replace(base_settings, telegram_webhook_secret=WEBHOOK_SECRET)
+    with LiveServer(fuzz_settings) as server, httpx.Client(base_url=server.url) as client:
+        creds = {"email": f"hostile-{secrets.token_hex(4)}@example.com", "password": "fuzz pass"}
+        client.post("/api/auth/register", json=creds)
+        token = client.post("/api/auth/login", json=creds).json()["accessToken"]
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET,
+            "Content-Type": "application/json",
+        }
+        yield server.url, headers
+
+
+@pytest.mark.parametrize(("method", "path", "operation"), OPERATIONS, ids=lambda v: str(v)[:40])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+)
+@given(data=st.data())
+def test_hostile_strings_numbers_and_nesting_never_reach_a_server_error(
+    hostile_target: Any, method: str, path: str, operation: dict[str, Any], data: st.DataObject
+) -> None:
+    url, headers = hostile_target
+    for parameter in operation.get("parameters", []):
+        if parameter["in"] == "path":
+            raw = data.draw((HOSTILE_TEXT | st.integers()).filter(str), label=parameter["name"])
+            # Surrogates cannot be UTF-8: the client sends their replacement, as a browser would.
+            encoded = urllib.parse.quote(str(raw).encode("utf-8", "surrogatepass"), safe="")
+            path = path.replace("{" + parameter["name"] + "}", encoded)
+    query = {
+        p["name"]: str(data.draw(HOSTILE_TEXT | HUGE_NUMBERS, label=p["name"]))
+        for p in operation.get("parameters", [])
+        if p["in"] == "query"
+    }
+    body = None
+    if "requestBody" in operation:
+        ref = operation["requestBody"]["content"]["application/json"]["schema"].get("$ref", "")
+        template = TEMPLATES[ref.rsplit("/", 1)[-1] or "webhook"]
+        body = data.draw(hostile_body(template), label="body")
+    query_string = urllib.parse.urlencode(
+        {k: v.encode("utf-8", "surrogatepass") for k, v in query.items()}
+    )
+    response = httpx.request(
+        method.upper(),
+        f"{url}{path}" + (f"?{query_string}" if query_string else ""),
+        content=body,
+        headers=headers,
+        timeout=60,
+    )
+    documented = operation["responses"]
+    # 503 is documented where a dependency may be missing (no Telegram bot) or busy (hashing).
+    assert response.status_code < 500 or (
+        response.status_code == 503 and "503" in documented and "Retry-After" in response.headers
+    ), (method, path, body and body[:300], response.text)
+    assert str(response.status_code) in documented, (method, path, response.text)
+    if response.status_code >= 400:
+        assert response.headers["content-type"] == "application/problem+json", response.text
+        problem = response.json()
+        assert problem["success"] is False and problem["status"] == response.status_code

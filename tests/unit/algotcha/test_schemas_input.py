@@ -95,6 +95,19 @@ def test_parse_json_returns_only_storable_strings(value: Any) -> None:
     json.dumps(parsed, ensure_ascii=False).encode("utf-8")
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"payload": {"initialCapital": ' + b"9" * 5000 + b"}}",
+        b'{"payload": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+    ],
+)
+def test_parse_json_refuses_huge_numbers_and_deep_nesting_as_422(body: bytes) -> None:
+    with pytest.raises(ValidationError) as exc:
+        schemas.parse_json(body)
+    assert fields(exc) == ["body"]
+
+
 def test_a_telegram_update_with_nul_is_ignored_not_stored() -> None:
     update = {"update_id": 1, "message": {"chat": {"id": 5}, "text": "/start tok\x00en"}}
     assert schemas.parse_telegram_webhook(json.dumps(update).encode()) is None
