@@ -64,6 +64,7 @@ def test_hand_signed_token_with_the_right_key_verifies() -> None:
         ({"alg": "HS256"}, claims(aud="someone-else"), b"k" * 48),
         ({"alg": "HS256"}, claims(iss="someone-else"), b"k" * 48),
         ({"alg": "HS256"}, claims(sub="admin"), b"k" * 48),
+        ({"alg": "HS256"}, claims(sub="²"), b"k" * 48),
     ],
     ids=[
         "alg-none",
@@ -76,6 +77,7 @@ def test_hand_signed_token_with_the_right_key_verifies() -> None:
         "wrong-aud",
         "wrong-iss",
         "non-numeric-sub",
+        "unicode-digit-sub",
     ],
 )
 def test_verify_token_refuses(
