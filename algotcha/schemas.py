@@ -554,3 +554,160 @@ def parse_telegram_webhook(body: bytes) -> BotCommand | None:
 
 def render_telegram_link(link: telegram_links.Link) -> dict[str, Any]:
     return {"url": link.url, "expiresAt": iso(link.expires_at)}
+
+
+# --- sweep request ---------------------------------------------------------------------------
+
+# camelCase objective -> engine objective (a metric key)
+SWEEP_OBJECTIVES = {camel(name): name for name in engine.grid.OBJECTIVES}
+_RULE_PAYLOAD_FIELDS = ("longEntry", "longExit", "shortEntry", "shortExit")
+
+
+def parse_sweep(
+    obj: Any, path: str = "sweep", *, max_combinations: int = engine.grid.MAX_COMBINATIONS
+) -> engine.SweepRequest:
+    """SweepRequest JSON -> engine.SweepRequest, its grid planned (so a constraint that leaves
+    nothing, or a value that breaks a rule, is a 422 here); types here, meaning in the engine."""
+    errors: list[FieldError] = []
+    r = _Reader(obj, path, errors)
+    payload = r.take("payload", _object)
+    raw_parameters = r.take("parameters", _object)
+    constraint = r.take("constraint", _optional(_text(1000, min_len=1)), default=None)
+    objective = r.take("objective", _choice(*SWEEP_OBJECTIVES), default="sharpe")
+    min_trades = r.take("minTrades", _whole, default=10)
+    out_of_sample = r.take("outOfSample", _number, default=0.3)
+    r.finish()
+    _raise_if(errors)
+    parameters: dict[str, tuple[float, ...]] = {}
+    for name, spec in raw_parameters.items():
+        values = _parameter_values(spec, f"{path}.parameters.{name}", errors)
+        if values is not None:
+            parameters[str(name)] = values
+    _raise_if(errors)
+    texts = {
+        PAYLOAD_FIELDS[key]: payload[key]
+        for key in _RULE_PAYLOAD_FIELDS
+        if isinstance(payload.get(key), str)
+    }
+    try:
+        engine.grid.check_grid(texts, parameters)
+        first = {name: values[0] for name, values in parameters.items()}
+        # The payload with each parameter at its first value parses as an ordinary backtest.
+        bound = dict(payload)
+        for key in _RULE_PAYLOAD_FIELDS:
+            if PAYLOAD_FIELDS[key] in texts:
+                template = engine.rules.template(texts[PAYLOAD_FIELDS[key]], frozenset(first))
+                bound[key] = template.bind(first)
+        bound.update({name: first[name] for name in first if name in PAYLOAD_FIELDS})
+        base = parse_payload(bound, f"{path}.payload")
+        request = engine.SweepRequest(
+            base,
+            texts,
+            parameters,
+            constraint,
+            SWEEP_OBJECTIVES[objective],
+            min_trades,
+            out_of_sample,
+            max_combinations,
+        )
+        engine.grid.plan(request)
+    except engine.EngineError as exc:
+        raise sweep_error(exc, path) from None
+    return request
+
+
+def sweep_error(exc: engine.EngineError, path: str = "sweep") -> ValidationError:
+    """An engine complaint about a sweep, as a 422 naming the sweep or payload field."""
+    if exc.field is None:
+        field = path
+    elif exc.field in _CAMEL:
+        field = f"{path}.payload.{_CAMEL[exc.field]}"
+    elif exc.field.startswith("parameters"):
+        field = f"{path}.{exc.field}"  # parameter names are the user's, never re-cased
+    else:
+        field = f"{path}.{camel(exc.field)}"
+    message = str(exc)
+    return ValidationError(f"{field}: {message}", errors=[FieldError(field, message)])
+
+
+def _object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("must be a JSON object")
+    return value
+
+
+def _whole(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be a whole number")
+    return value
+
+
+def _parameter_values(spec: Any, field: str, errors: list[FieldError]) -> tuple[float, ...] | None:
+    """A parameter's values from a list of numbers or {from, to, step}; None after an error."""
+    if isinstance(spec, list):
+        if not 1 <= len(spec) <= engine.grid.MAX_VALUES:
+            errors.append(FieldError(field, f"must list 1 to {engine.grid.MAX_VALUES:,} numbers"))
+            return None
+        values = []
+        for position, item in enumerate(spec):
+            try:
+                values.append(_number(item))
+            except ValueError as exc:
+                errors.append(FieldError(f"{field}[{position}]", str(exc)))
+        return tuple(values) if len(values) == len(spec) else None
+    if not isinstance(spec, dict):
+        errors.append(FieldError(field, "must be {from, to, step} or a list of numbers"))
+        return None
+    count = len(errors)
+    r = _Reader(spec, field, errors)
+    start = r.take("from", _number)
+    stop = r.take("to", _number)
+    step = r.take("step", _number)
+    r.finish()
+    if len(errors) > count:
+        return None
+    name = field.rsplit(".parameters.", 1)[-1]
+    try:
+        return engine.grid.expand(name, start, stop, step)
+    except engine.DataError as exc:
+        where = field + (exc.field or "").removeprefix(f"parameters.{name}")
+        errors.append(FieldError(where, str(exc)))
+        return None
+
+
+def render_sweep(result: engine.SweepResult) -> dict[str, Any]:
+    """A SweepResult of API.md: camelCase keys, parameter names as the user gave them."""
+    document = result.as_dict()
+    out: dict[str, Any] = camel_keys({k: v for k, v in document.items() if k != "top"})
+    out["objective"] = camel(result.objective)
+    out["top"] = [
+        {
+            "index": row["index"],
+            "parameters": row["parameters"],
+            "inSample": camel_keys(row["in_sample"]),
+            "outOfSample": camel_keys(row["out_of_sample"]),
+        }
+        for row in document["top"]
+    ]
+    return out
+
+
+def render_grid_csv(result: engine.SweepResult) -> str:
+    """Every combination: index, the parameter names, then is_<metric> and oos_<metric>."""
+    keys = engine.sweep.SUMMARY_KEYS
+    names = list(result.rows[0].parameters) if result.rows else []
+    header = ["index", *names]
+    header += [f"is_{camel(key)}" for key in keys] + [f"oos_{camel(key)}" for key in keys]
+    lines = [",".join(header)]
+    for row in result.rows:
+        cells = [str(row.index)] + [f"{row.parameters[name]:g}" for name in names]
+        for summary in (row.in_sample, row.out_of_sample):
+            cells += [
+                "" if summary is None or summary[k] is None else repr(summary[k]) for k in keys
+            ]
+        lines.append(",".join(cells))
+    return "\n".join(lines) + "\n"
+
+
+def _csv_number(value: float | int | None) -> str:
+    return "" if value is None else repr(value)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from engine import rules
+from engine import grid, overfitting, rules, sweep
 from engine.errors import Cancelled, DataError, EngineError, RuleError
+from engine.grid import SweepRequest
 from engine.request import TIMEFRAMES, BacktestRequest
 from engine.result import BacktestResult, Trade
 from engine.run import check, run
 from engine.store import BarStore, DatasetInfo
+from engine.sweep import ChunkResult, SweepResult, SweepRow
 
 __all__ = [
     "TIMEFRAMES",
@@ -15,12 +17,19 @@ __all__ = [
     "BacktestResult",
     "BarStore",
     "Cancelled",
+    "ChunkResult",
     "DataError",
     "DatasetInfo",
     "EngineError",
     "RuleError",
+    "SweepRequest",
+    "SweepResult",
+    "SweepRow",
     "Trade",
     "check",
+    "grid",
+    "overfitting",
     "rules",
     "run",
+    "sweep",
 ]

@@ -59,6 +59,7 @@ EXAMPLES = {
     "macd_signal": "macd_signal(close, 12, 26, 9)",
     "bb_lower": "bb_lower(close, 20, 2)",
 }
+_USES = {"n": "period", "k": "k"}  # how a parameter standing for an argument kind is used
 BOOLEAN_FUNCTIONS = frozenset({"crossover", "crossunder"})
 
 # numexpr (and numpy below it) take a bounded number of operands per expression; wider
@@ -116,7 +117,7 @@ _HINTS = {
 class Node:
     """One node of a compiled rule. Nodes with equal `key` have equal values."""
 
-    kind: str  # series const neg arith compare logic not call
+    kind: str  # series const param neg arith compare logic not call
     key: str  # canonical text, e.g. "(sma(close, 20) > close)"
     boolean: bool
     op: str = ""  # operator symbol or function name
@@ -140,6 +141,42 @@ class Step:
     node: Node
     text: str = ""  # numexpr source of an "expr" step
     names: tuple[tuple[str, str], ...] = ()  # (numexpr variable, key of the array it binds)
+
+
+@dataclass(frozen=True)
+class Template:
+    """A rule or constraint that names sweep parameters where numbers stand.
+
+    `uses` says how each parameter is used (a period, a band width k, or a plain number), so each
+    value can be checked before any combination is run; `bind` writes the values in.
+    """
+
+    source: str
+    uses: tuple[tuple[str, str, str], ...]  # (parameter, "period" | "k" | "number", function)
+    spots: tuple[tuple[int, int, str], ...]  # (start, end, parameter) character spans in source
+    reads_bars: bool  # refers to a series or an indicator (a constraint may not)
+
+    @property
+    def parameters(self) -> frozenset[str]:
+        return frozenset(name for name, _, _ in self.uses)
+
+    def bind(self, values: Mapping[str, float]) -> str:
+        """The source with every parameter replaced by its value."""
+        parts: list[str] = []
+        at = 0
+        for start, end, name in self.spots:
+            parts.append(self.source[at:start])
+            parts.append(literal(values[name]))
+            at = end
+        parts.append(self.source[at:])
+        return "".join(parts)
+
+
+def literal(value: float) -> str:
+    """A number as rule text: whole numbers without a decimal point (periods must be integer
+    literals), negatives in brackets so they bind like one token."""
+    text = str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(value)
+    return f"({text})" if value < 0 else text
 
 
 @dataclass(frozen=True)
@@ -202,8 +239,48 @@ def parse(text: str, *, field: str | None = None) -> Rule:
         raise (error.with_field(field) if field else error) from None
 
 
+def template(text: str, parameters: frozenset[str], *, field: str | None = None) -> Template:
+    """Parse a condition in which the names in `parameters` stand where numbers may, or raise
+    RuleError as parse() does. The values are checked later, one by one (see Template.uses)."""
+    if not isinstance(text, str):
+        raise RuleError(field, "a rule must be text, e.g. close > sma(close, fast)", 1, "")
+    try:
+        return _template(text, parameters)
+    except RuleError as error:
+        raise (error.with_field(field) if field else error) from None
+
+
 @functools.lru_cache(maxsize=512)
 def _parse(text: str) -> Rule:
+    body, indent, tree = _syntax(text)
+    compiler = _Compiler(body, indent)
+    node = _condition(compiler, tree, body, indent)
+    if node.kind == "const":
+        return Rule(text, node.key, (), bool(node.value), 0)
+    planner = _Planner()
+    planner.material(node)
+    return Rule(text, node.key, tuple(planner.steps), None, node.lookback)
+
+
+@functools.lru_cache(maxsize=64)
+def _template(text: str, parameters: frozenset[str]) -> Template:
+    body, indent, tree = _syntax(text)
+    compiler = _Compiler(body, indent, parameters)
+    node = _condition(compiler, tree, body, indent)
+    spots = tuple(sorted(compiler.spots))
+    return Template(text, tuple(sorted(compiler.uses)), spots, bool(node.leaves))
+
+
+def _condition(compiler: _Compiler, tree: ast.Expression, body: str, indent: int) -> Node:
+    node = compiler.expression(tree.body)
+    if not node.boolean:
+        what, hint = "rule is a number, not a condition", "compare it, e.g. close > sma(close, 20)"
+        raise _error(indent + 1, what, body.split(" ", 1)[0], hint)
+    return node
+
+
+def _syntax(text: str) -> tuple[str, int, ast.Expression]:
+    """The rule's one-line body, the indent stripped before it, and its checked ast."""
     if len(text) > MAX_CHARS:
         message = f"rule is {len(text)} characters long; the limit is {MAX_CHARS}: simplify it"
         raise RuleError(None, message, MAX_CHARS + 1, "")
@@ -233,16 +310,21 @@ def _parse(text: str) -> Rule:
         message = f"rule is nested too deeply (limit {MAX_DEPTH} levels)"
         raise RuleError(None, message, 1, body[:1]) from None
     _check_size(tree.body, indent)
-    compiler = _Compiler(body, indent)
-    node = compiler.expression(tree.body)
-    if not node.boolean:
-        what, hint = "rule is a number, not a condition", "compare it, e.g. close > sma(close, 20)"
-        raise _error(indent + 1, what, body.split(" ", 1)[0], hint)
-    if node.kind == "const":
-        return Rule(text, node.key, (), bool(node.value), 0)
-    planner = _Planner()
-    planner.material(node)
-    return Rule(text, node.key, tuple(planner.steps), None, node.lookback)
+    return body, indent, tree
+
+
+def value_problem(use: str, function: str, value: float) -> str | None:
+    """Why `value` cannot stand where a template uses a parameter (see Template.uses), or None."""
+    if not math.isfinite(value) or abs(value) > MAX_LITERAL:
+        return f"{value!r} is not a finite number up to 1e12"
+    if use == "period" and not (float(value).is_integer() and 1 <= value <= MAX_PERIOD):
+        return (
+            f"{value:g} is used as the period of {function}() and must be a whole number "
+            f"from 1 to {MAX_PERIOD}"
+        )
+    if use == "k" and not 0 < value <= MAX_K:
+        return f"{value:g} is used as k of {function}() and must be above 0 and at most {MAX_K:g}"
+    return None
 
 
 def _word_at(text: str, index: int) -> str:
@@ -303,9 +385,21 @@ def _lookback(name: str, params: tuple[float, ...]) -> int:
 class _Compiler:
     """Turns the checked ast into Nodes, folding constants and checking types."""
 
-    def __init__(self, body: str, indent: int) -> None:
+    def __init__(self, body: str, indent: int, parameters: frozenset[str] = frozenset()) -> None:
         self.body = body  # the parsed text: one line, ast offsets index into it
         self.indent = indent  # characters stripped before it, added back to every column
+        self.parameters = parameters  # sweep parameter names that may stand for numbers
+        self.uses: set[tuple[str, str, str]] = set()
+        self.spots: list[tuple[int, int, str]] = []
+
+    def parameter(self, node: ast.expr, use: str, function: str) -> str | None:
+        """The parameter `node` names (recording how it is used), or None."""
+        if not (isinstance(node, ast.Name) and node.id in self.parameters):
+            return None
+        start = self.indent + node.col_offset
+        self.spots.append((start, start + len(node.id), node.id))
+        self.uses.add((node.id, use, function))
+        return node.id
 
     def fail(self, node: ast.AST, what: str, token: str, hint: str = "") -> NoReturn:
         column = self.indent + getattr(node, "col_offset", 0) + 1
@@ -346,6 +440,8 @@ class _Compiler:
         self.fail(node, f"{kind} is not allowed", token, hint)
 
     def name(self, node: ast.Name) -> Node:
+        if self.parameter(node, "number", "") is not None:
+            return Node("param", node.id, False)
         if node.id in SERIES:
             return Node("series", node.id, False, leaves=frozenset({node.id}))
         if node.id in FUNCTIONS:
@@ -569,15 +665,24 @@ class _Compiler:
             )
         series: list[Node] = []
         params: list[float] = []
+        named: list[str] = []  # parameter names standing for periods or k, in order
         for arg, kind in zip(node.args, kinds, strict=True):
             if kind == "x":
                 series.append(
                     self.numeric(arg, f"{name}() needs a number series, not a condition", name)
                 )
+            elif (
+                parameter := self.parameter(arg, "period" if kind == "n" else "k", name)
+            ) is not None:
+                named.append(parameter)
             elif kind == "n":
                 params.append(self.period(arg, name, signature))
             else:
                 params.append(self.multiplier(arg, name, signature))
+        if named:
+            # A template: values are checked per parameter, the call is never evaluated.
+            key = f"{name}({', '.join([arg.key for arg in series] + named)})"
+            return Node("call", key, name in BOOLEAN_FUNCTIONS, op=name, leaves=frozenset({key}))
         if name in ("macd", "macd_signal") and params[0] >= params[1]:
             self.fail(
                 node.args[1],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -16,7 +16,7 @@ from engine.errors import Cancelled, DataError
 from engine.request import BacktestRequest
 from engine.resample import COLUMNS, Columns
 from engine.result import BacktestResult
-from engine.simulate import Params, Signals, simulate
+from engine.simulate import Flags, Params, Signals, simulate
 from engine.store import BarStore, DatasetInfo
 
 # Share of the progress bar each phase ends at.
@@ -88,21 +88,8 @@ def run(
     values = {field: rule.evaluate(columns, cache, step_done) for field, rule in parsed.items()}
     progress.to(_SIGNALS)
 
-    signals = Signals(
-        values.get("long_entry"),
-        values.get("long_exit"),
-        values.get("short_entry"),
-        values.get("short_exit"),
-    )
-    params = Params(
-        request.initial_capital,
-        request.fee_rate,
-        request.slippage,
-        request.position_size,
-        request.stop_loss,
-        request.take_profit,
-        request.trailing_stop,
-    )
+    signals = signals_of(values)
+    params = params_of(request)
     simulation = simulate(
         columns["open"],
         columns["high"],
@@ -127,6 +114,29 @@ def run(
     curve = result.equity_curve(simulation.equity, index)
     progress.to(100)
     return BacktestResult(measured, trades, curve, size, (time.perf_counter() - started) * 1000.0)
+
+
+def signals_of(values: Mapping[str, Flags]) -> Signals:
+    """The simulation's signals from rule values by request field."""
+    return Signals(
+        values.get("long_entry"),
+        values.get("long_exit"),
+        values.get("short_entry"),
+        values.get("short_exit"),
+    )
+
+
+def params_of(request: BacktestRequest) -> Params:
+    """The simulation's parameters of a request."""
+    return Params(
+        request.initial_capital,
+        request.fee_rate,
+        request.slippage,
+        request.position_size,
+        request.stop_loss,
+        request.take_profit,
+        request.trailing_stop,
+    )
 
 
 def required_bars(request: BacktestRequest) -> int:

@@ -19,7 +19,8 @@ def test_the_public_names_are_exported() -> None:
         [
             "EngineError", "RuleError", "DataError", "Cancelled", "BacktestRequest",
             "TIMEFRAMES", "BacktestResult", "Trade", "BarStore", "DatasetInfo", "run", "check",
-            "rules",
+            "rules", "grid", "sweep", "overfitting", "SweepRequest", "SweepResult", "SweepRow",
+            "ChunkResult",
         ]
     )  # fmt: skip
     for name in engine.__all__:
