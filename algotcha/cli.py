@@ -137,6 +137,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("payload", type=Path)
     run.add_argument("--json", action="store_true", help="print the result as JSON")
     run.set_defaults(command=_backtest_run)
+
+    sweep = sub.add_parser("sweep", help="run parameter sweeps locally").add_subparsers(
+        required=True, metavar="action"
+    )
+    sweep_run = sweep.add_parser("run", help="run one sweep (SweepRequest JSON) without the queue")
+    sweep_run.add_argument("request", type=Path)
+    sweep_run.add_argument("--json", action="store_true", help="print the SweepResult as JSON")
+    sweep_run.add_argument("--grid", type=Path, help="also write every combination here as CSV")
+    sweep_run.set_defaults(command=_sweep_run)
     return parser
 
 
@@ -387,3 +396,51 @@ def _backtest_run(args: argparse.Namespace, settings: Settings) -> int:
         value = m.get(key)
         print(f"  {schemas.camel(key):<18} {'-' if value is None else f'{value:,.2f}'}")
     return EXIT_OK
+
+
+def _sweep_run(args: argparse.Namespace, settings: Settings) -> int:
+    import dataclasses
+
+    import engine
+    from algotcha import schemas
+    from algotcha.progress import ProgressBar
+
+    store = engine.BarStore(settings.data_dir)
+    request = schemas.parse_sweep(
+        schemas.parse_json(args.request.read_bytes()),
+        max_combinations=settings.max_sweep_combinations,
+    )
+    try:
+        request = dataclasses.replace(request, base=engine.check(request.base, store))
+        base = request.base
+        bars = store.load(base.symbol, base.timeframe, base.start, base.end)
+        total = len(engine.grid.plan(request).combinations)
+        logger.info("sweep started combinations=%d bars=%d", total, len(bars))
+        with ProgressBar(total, "combinations", sys.stderr) as bar:
+            result = engine.sweep.run(request, bars, on_progress=bar.update)
+    except engine.EngineError as exc:
+        raise schemas.sweep_error(exc) from None
+    logger.info("sweep finished combinations=%d ms=%.0f", total, result.elapsed_ms)
+    if args.grid:
+        args.grid.write_text(schemas.render_grid_csv(result))
+    if args.json:
+        print(json.dumps(schemas.render_sweep(result), indent=2))
+        return EXIT_OK
+    print(f"{base.strategy_name}  {base.symbol} {base.timeframe}  {result.elapsed_ms / 1000:.1f} s")
+    print(
+        f"  {result.combinations} combinations, {result.evaluated} ranked by "
+        f"{schemas.camel(result.objective)}, {result.skipped} skipped"
+    )
+    for row in result.top:
+        values = " ".join(f"{name}={value:g}" for name, value in row.parameters.items())
+        outside = row.out_of_sample or {}
+        print(
+            f"  #{row.index:<5} {values:<40} in {_figure(row.score)}"
+            f"  out {_figure(outside.get(result.objective))}  trades {row.in_sample['trades']}"
+        )
+    print(f"  {result.overfitting.reading}")
+    return EXIT_OK
+
+
+def _figure(value: float | int | None) -> str:
+    return "-".rjust(9) if value is None else f"{value:9.3f}"

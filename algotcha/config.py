@@ -36,6 +36,7 @@ class Settings:
     data_dir: Path = Path("data")
     public_url: str = "http://127.0.0.1:8000"
     max_queued_per_user: int = 5
+    max_sweep_combinations: int = 10_000
     max_body_bytes: int = 64 * 1024
     backtest_time_limit_s: float = 30 * 60
     max_attempts: int = 3
@@ -170,6 +171,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         data_dir=get("DATA_DIR", Path, defaults.data_dir),
         public_url=get("PUBLIC_URL", _url, defaults.public_url),
         max_queued_per_user=get("MAX_QUEUED_PER_USER", _positive_int, defaults.max_queued_per_user),
+        max_sweep_combinations=get(
+            "MAX_SWEEP_COMBINATIONS", _positive_int, defaults.max_sweep_combinations
+        ),
         max_body_bytes=get("MAX_BODY_BYTES", _positive_int, defaults.max_body_bytes),
         backtest_time_limit_s=get(
             "BACKTEST_TIME_LIMIT", _positive_float, defaults.backtest_time_limit_s

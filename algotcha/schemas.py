@@ -683,13 +683,18 @@ def render_sweep(result: engine.SweepResult) -> dict[str, Any]:
     out["top"] = [
         {
             "index": row["index"],
-            "parameters": row["parameters"],
+            "parameters": {name: _plain(value) for name, value in row["parameters"].items()},
             "inSample": camel_keys(row["in_sample"]),
             "outOfSample": camel_keys(row["out_of_sample"]),
         }
         for row in document["top"]
     ]
     return out
+
+
+def _plain(value: float) -> float | int:
+    """20.0 -> 20: grid values read as the user wrote them."""
+    return int(value) if float(value).is_integer() and abs(value) < 2**53 else value
 
 
 def render_grid_csv(result: engine.SweepResult) -> str:

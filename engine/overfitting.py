@@ -168,8 +168,8 @@ def reading(trials: int, deflated: float | None, overfit: float | None) -> str:
     elif (deflated is None or deflated >= 0.95) and (overfit is None or overfit <= 0.2):
         verdict = "the winner looks robust"
     else:
-        verdict = "the evidence is mixed: treat the winner with caution"
+        verdict = "the evidence is mixed and the winner deserves caution"
     if not parts:
         return "Too few days of returns to judge overfitting."
     sentence = "; ".join(parts)
-    return f"{sentence[0].upper()}{sentence[1:]}: {verdict}."
+    return f"{sentence[0].upper()}{sentence[1:]}, so {verdict}."
