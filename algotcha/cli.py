@@ -37,8 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(os.environ)
-        # a --json document owns stdout: log lines (numexpr logs at first use) would corrupt it
-        _configure_logging(settings.log_level, sys.stderr if getattr(args, "json", False) else None)
+        # a local run's result owns stdout (numexpr logs at first use): logs go to stderr
+        local = getattr(args, "json", False) or args.result_on_stdout
+        _configure_logging(settings.log_level, sys.stderr if local else None)
         command: Callable[[argparse.Namespace, Settings], int] = args.command
         return command(args, settings)
     except AlgotchaError as exc:
@@ -67,6 +68,7 @@ def _configure_logging(level: str, stream: TextIO | None = None) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="algotcha", description="Queued trading backtests.")
     parser.add_argument("--version", action="version", version=__version__)
+    parser.set_defaults(result_on_stdout=False)
     sub = parser.add_subparsers(required=True, metavar="command")
 
     api = sub.add_parser("api", help="serve the HTTP API (uvicorn)")
@@ -136,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     run = backtest.add_parser("run", help="run one payload (RunBacktestDto JSON) without the queue")
     run.add_argument("payload", type=Path)
     run.add_argument("--json", action="store_true", help="print the result as JSON")
-    run.set_defaults(command=_backtest_run)
+    run.set_defaults(command=_backtest_run, result_on_stdout=True)
 
     sweep = sub.add_parser("sweep", help="run parameter sweeps locally").add_subparsers(
         required=True, metavar="action"
@@ -145,7 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep_run.add_argument("request", type=Path)
     sweep_run.add_argument("--json", action="store_true", help="print the SweepResult as JSON")
     sweep_run.add_argument("--grid", type=Path, help="also write every combination here as CSV")
-    sweep_run.set_defaults(command=_sweep_run)
+    sweep_run.set_defaults(command=_sweep_run, result_on_stdout=True)
     return parser
 
 

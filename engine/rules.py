@@ -710,7 +710,15 @@ class _Compiler:
             leaves=leaves,
         )
 
+    def unknown_parameter(self, node: ast.expr, what: str) -> None:
+        """In a template, fail on a name where a literal must stand, listing the parameters."""
+        if self.parameters and isinstance(node, ast.Name):
+            known = ", ".join(sorted(self.parameters))
+            hint = f"{what} is a number or one of the parameters {known}"
+            self.fail(node, f"unknown name '{node.id}'", node.id, hint)
+
     def period(self, node: ast.expr, name: str, signature: str) -> float:
+        self.unknown_parameter(node, f"the period of {name}()")
         value = node.value if isinstance(node, ast.Constant) else None
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PERIOD:
             token = str(value) if isinstance(node, ast.Constant) else name
@@ -723,6 +731,7 @@ class _Compiler:
         return float(value)
 
     def multiplier(self, node: ast.expr, name: str, signature: str) -> float:
+        self.unknown_parameter(node, f"k of {name}()")
         value = node.value if isinstance(node, ast.Constant) else None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_K:
             token = str(value) if isinstance(node, ast.Constant) else "k"
