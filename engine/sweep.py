@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from engine import metrics, overfitting, rules
+from engine import fastpath, metrics, overfitting, rules
 from engine.errors import Cancelled, DataError
 from engine.grid import SweepRequest, plan
-from engine.request import BacktestRequest
+from engine.request import RULE_FIELDS, BacktestRequest
 from engine.resample import Columns
 from engine.run import _columns, params_of, signals_of
 from engine.simulate import simulate
@@ -184,6 +184,7 @@ class _Window:
         # the last bar of each UTC day: its close is that day's equity
         self.day_ends = np.flatnonzero(np.append(days[1:] != days[:-1], True))
         self.cache = _Cache(CACHE_BYTES)
+        self.never = np.zeros(self.size, dtype=bool)  # the value of a rule not given
 
     def measure(
         self, request: BacktestRequest, parsed: Mapping[str, rules.Rule]
@@ -198,18 +199,34 @@ class _Window:
             )
         values = {field: rule.evaluate(self.columns, self.cache) for field, rule in parsed.items()}
         self.cache.trim()
-        signals = signals_of(values)
         params = params_of(request)
         c = self.columns
-        simulation = simulate(c["open"], c["high"], c["low"], c["close"], signals, params)
-        measured = metrics.compute(
-            simulation,
-            c["close"],
-            initial_capital=request.initial_capital,
-            bar_minutes=self.bar_minutes,
-            span_minutes=self.span_minutes,
-        )
-        closes = simulation.equity[self.day_ends]
+        if params.has_stops:
+            simulation = simulate(
+                c["open"], c["high"], c["low"], c["close"], signals_of(values), params
+            )
+            measured = metrics.compute(
+                simulation,
+                c["close"],
+                initial_capital=request.initial_capital,
+                bar_minutes=self.bar_minutes,
+                span_minutes=self.span_minutes,
+            )
+            closes = simulation.equity[self.day_ends]
+        else:
+            setup = fastpath.Setup(
+                c["open"],
+                c["close"],
+                request.initial_capital,
+                request.fee_rate,
+                request.slippage,
+                request.position_size,
+                self.bar_minutes,
+                self.span_minutes,
+                self.day_ends,
+            )
+            flags = [values.get(field, self.never) for field in RULE_FIELDS]
+            measured, closes = fastpath.signal_metrics(setup, *flags)
         opens = np.concatenate(([request.initial_capital], closes[:-1]))
         with np.errstate(divide="ignore", invalid="ignore"):
             daily = closes / opens - 1
