@@ -148,65 +148,65 @@ def _walk(
         if growth <= 0:  # broke: trading ends with this trade
             kept = k + 1
             break
-    # 3. equity at each close, walked twice: drawdown and the sums of returns, then deviations
+    # 3. equity at each close, stretch by stretch: flat ones (even pieces) hold a constant
+    # value, so after their first bar each return is exactly 0 and only counts.
     peak = capital
     worst = 0.0
     total = 0.0
     carry = 0.0
+    squares = 0.0
+    square_carry = 0.0
     down = 0.0
     returns = 0
     previous = capital
     day = 0
-    k = 0
-    for bar in range(size):
-        while k < kept and bar >= exits[k]:
-            k += 1
-        if k < kept and bar >= entries[k]:
-            value = a[k] + b[k] * close[bar]
-        elif k > 0:
-            value = after[k - 1]
+    days = len(day_ends)
+    for piece in range(2 * kept + 1):
+        k = piece // 2
+        if piece % 2 == 0:
+            start = exits[k - 1] if k > 0 else 0
+            end = entries[k] if k < kept else size
+            level = after[k - 1] if k > 0 else capital
+            slope = 0.0
+            stop = min(end, start + 1)
         else:
-            value = capital
-        if value > peak:
-            peak = value
-        ratio = value / peak - 1
-        if ratio < worst:
-            worst = ratio
-        if bar > 0:
-            r = value / previous - 1
-            if math.isfinite(r):
-                returns += 1
-                t = total + r
-                carry += (total - t) + r if abs(total) >= abs(r) else (r - t) + total
-                total = t
-                if r < 0:
-                    down += r * r
-        previous = value
-        if day < len(day_ends) and day_ends[day] == bar:
-            daily[day] = value
-            day += 1
+            start, end, level, slope = entries[k], exits[k], a[k], b[k]
+            stop = end
+        for bar in range(start, stop):
+            value = level + slope * close[bar]
+            if value > peak:
+                peak = value
+            ratio = value / peak - 1
+            if ratio < worst:
+                worst = ratio
+            if bar > 0:
+                r = value / previous - 1
+                if math.isfinite(r):
+                    returns += 1
+                    t = total + r
+                    carry += (total - t) + r if abs(total) >= abs(r) else (r - t) + total
+                    total = t
+                    r2 = r * r
+                    t = squares + r2
+                    square_carry += (squares - t) + r2 if squares >= r2 else (r2 - t) + squares
+                    squares = t
+                    if r < 0:
+                        down += r2
+            previous = value
+            if day < days and day_ends[day] == bar:
+                daily[day] = value
+                day += 1
+        if end > stop:
+            if math.isfinite(level / level - 1):
+                returns += end - stop
+            while day < days and day_ends[day] < end:
+                daily[day] = level
+                day += 1
     mean = (total + carry) / returns if returns > 0 else 0.0
-    squares = 0.0
-    carry = 0.0
-    previous = capital
-    k = 0
-    for bar in range(size):
-        while k < kept and bar >= exits[k]:
-            k += 1
-        if k < kept and bar >= entries[k]:
-            value = a[k] + b[k] * close[bar]
-        elif k > 0:
-            value = after[k - 1]
-        else:
-            value = capital
-        if bar > 0:
-            r = value / previous - 1
-            if math.isfinite(r):
-                d = (r - mean) * (r - mean)
-                t = squares + d
-                carry += (squares - t) + d if squares >= d else (d - t) + squares
-                squares = t
-        previous = value
+    total = total + carry
+    # sum of (r - mean)^2 = sum r^2 - mean * sum r: no cancellation worth the name, since
+    # per-bar returns vary far more than their mean
+    deviations = max((squares + square_carry) - mean * total, 0.0)
     out[FINAL] = previous
     out[WORST] = worst
     out[TRADES] = kept
@@ -218,7 +218,7 @@ def _walk(
     out[SHARED] = shared
     out[COUNT] = returns
     out[MEAN] = mean
-    out[SPREAD] = math.sqrt((squares + carry) / (returns - 1)) if returns > 1 else 0.0
+    out[SPREAD] = math.sqrt(deviations / (returns - 1)) if returns > 1 else 0.0
     out[DOWNSIDE] = math.sqrt(down / returns) if returns > 0 else 0.0
 
 
