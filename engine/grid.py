@@ -27,6 +27,8 @@ PAYLOAD_PARAMETERS = {
     "feeRate": "fee_rate",
     "slippage": "slippage",
 }
+# Functions whose periods must also hold together (fast below slow), so one value is not enough.
+_PAIRED = frozenset({"macd", "macd_signal"})
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
 # A step divides a range "sensibly" when the count of steps is this close to a whole number.
 _STEP_TOLERANCE = 1e-9
@@ -280,12 +282,12 @@ def _holds(constraint: rules.Template, values: Mapping[str, float]) -> bool:
 def _check_rules(
     request: SweepRequest, names: tuple[str, ...], kept: list[tuple[float, ...]]
 ) -> None:
-    """Parse each distinct bound rule once, so a combination that breaks one (a MACD whose
-    fast period is not below its slow one, a division by a zero value) fails here."""
+    """Parse each distinct bound rule that can break for a combination of valid values (a MACD
+    whose fast period is not below its slow one, a division by a zero value), once."""
     for field, text in request.rules.items():
         template = rules.template(text, frozenset(names))
-        if not template.uses:
-            continue
+        if not any(use == "number" or function in _PAIRED for _, use, function in template.uses):
+            continue  # valid periods and k values (checked one by one) always bind
         seen: set[str] = set()
         for combination in kept:
             values = dict(zip(names, combination, strict=True))

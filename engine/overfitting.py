@@ -108,19 +108,28 @@ def pbo(returns: NDArray[np.float64], blocks: int = BLOCKS) -> float | None:
     )
     count = size * (blocks // 2)
     total_sum, total_squares = sums.sum(axis=0), squares.sum(axis=0)
+    # In lexicographic order the complement of half i is half C - 1 - i: each pair of Sharpe
+    # matrices serves two splits (i picks on A, judged on B, and its complement the reverse).
+    pairs = len(halves) // 2
     overfit = 0
-    for start in range(0, len(halves), _SPLIT_BATCH):
-        mask = halves[start : start + _SPLIT_BATCH]
-        inside_sum, inside_squares = mask @ sums, mask @ squares
-        inside = _block_sharpe(inside_sum, inside_squares, count)
-        outside = _block_sharpe(total_sum - inside_sum, total_squares - inside_squares, count)
-        best = inside.argmax(axis=1)
-        chosen = outside[np.arange(len(mask)), best][:, None]
-        below = (outside < chosen).sum(axis=1)
-        equal = (outside == chosen).sum(axis=1)
-        # average rank = below + (equal + 1) / 2; logit(rank / (N + 1)) <= 0 <=> 2 rank <= N + 1
-        overfit += int((2 * below + equal + 1 <= trials + 1).sum())
+    for start in range(0, pairs, _SPLIT_BATCH):
+        mask = halves[start : min(start + _SPLIT_BATCH, pairs)]
+        first_sum, first_squares = mask @ sums, mask @ squares
+        first = _block_sharpe(first_sum, first_squares, count)
+        second = _block_sharpe(total_sum - first_sum, total_squares - first_squares, count)
+        overfit += _overfit_splits(first, second) + _overfit_splits(second, first)
     return overfit / len(halves)
+
+
+def _overfit_splits(inside: NDArray[np.float64], outside: NDArray[np.float64]) -> int:
+    """Splits (rows) whose in-sample best ranks at or below the median out of sample."""
+    trials = inside.shape[1]
+    best = inside.argmax(axis=1)
+    chosen = outside[np.arange(len(inside)), best][:, None]
+    below = (outside < chosen).sum(axis=1)
+    equal = (outside == chosen).sum(axis=1)
+    # average rank = below + (equal + 1) / 2; logit(rank / (N + 1)) <= 0 <=> 2 rank <= N + 1
+    return int((2 * below + equal + 1 <= trials + 1).sum())
 
 
 def _block_sharpe(

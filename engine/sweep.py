@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from engine import fastpath, metrics, overfitting, rules
 from engine.errors import Cancelled, DataError
-from engine.grid import SweepRequest, plan
+from engine.grid import Plan, SweepRequest, plan
 from engine.request import RULE_FIELDS, BacktestRequest
 from engine.resample import Columns
 from engine.run import _columns, params_of, signals_of
@@ -42,7 +42,7 @@ SUMMARY_KEYS = (
 )
 TOP = 20
 # Indicator and signal arrays kept between combinations, per window (in-sample, out-of-sample).
-CACHE_BYTES = 640 * 2**20
+CACHE_BYTES = 384 * 2**20
 
 Summary = dict[str, float | int | None]
 
@@ -142,6 +142,7 @@ class _Cache(dict[str, NDArray[Any]]):
     def __init__(self, budget_bytes: int) -> None:
         super().__init__()
         self.budget_bytes = budget_bytes
+        self.held_bytes = 0
         self.used: dict[str, None] = {}  # keys in use order, oldest first
 
     def _touch(self, key: str) -> None:
@@ -160,16 +161,17 @@ class _Cache(dict[str, NDArray[Any]]):
         return value
 
     def __setitem__(self, key: str, value: NDArray[Any]) -> None:
+        if super().__contains__(key):
+            self.held_bytes -= super().__getitem__(key).nbytes
         super().__setitem__(key, value)
+        self.held_bytes += value.nbytes
         self._touch(key)
 
     def trim(self) -> None:
-        total = sum(array.nbytes for array in self.values())
-        for key in list(self.used):
-            if total <= self.budget_bytes:
-                break
-            total -= super().pop(key).nbytes
+        while self.held_bytes > self.budget_bytes and self.used:
+            key = next(iter(self.used))
             del self.used[key]
+            self.held_bytes -= super().pop(key).nbytes
 
 
 class _Window:
@@ -258,14 +260,16 @@ def run_chunk(
     *,
     on_progress: Callable[[int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    laid_out: Plan | None = None,
 ) -> ChunkResult:
     """Run the combinations `indices` of plan(request) on `bars` (as engine.run takes them).
 
     on_progress gets the number of this chunk's combinations done after each one;
-    should_cancel is asked at the same points and a True raises Cancelled.
+    should_cancel is asked at the same points and a True raises Cancelled. `laid_out` is
+    plan(request) when the caller has it already.
     """
     started = time.perf_counter()
-    laid_out = plan(request)
+    laid_out = laid_out or plan(request)
     inside, held = windows(request, bars)
     rows: list[SweepRow] = []
     for done, index in enumerate(sorted(indices), start=1):
@@ -300,11 +304,13 @@ def _score(measured: metrics.Metrics, objective: str) -> float | None:
     return None if value is None else float(value)
 
 
-def merge(request: SweepRequest, chunks: Sequence[ChunkResult]) -> SweepResult:
+def merge(
+    request: SweepRequest, chunks: Sequence[ChunkResult], *, laid_out: Plan | None = None
+) -> SweepResult:
     """The result of the whole grid from its chunks, in any order; ValueError if the chunks do
     not cover plan(request) exactly once."""
     started = time.perf_counter()
-    laid_out = plan(request)
+    laid_out = laid_out or plan(request)
     rows = sorted((row for chunk in chunks for row in chunk.rows), key=lambda row: row.index)
     if [row.index for row in rows] != list(range(len(laid_out.combinations))):
         raise ValueError(
