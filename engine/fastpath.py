@@ -28,6 +28,10 @@ Flags = NDArray[np.bool_]
 (FINAL, WORST, TRADES, WINS, PROFIT, LOSS, RETURN_SUM, SPANS, SHARED, COUNT, MEAN, SPREAD,
  DOWNSIDE) = range(13)  # fmt: skip
 
+# Returns summed plainly before their sum joins the compensated total.
+_BLOCK = 256
+# Slack on the drawdown pre-check, far above rounding, so no lower ratio is ever skipped.
+_SLACK = 1e-9
 _PRICES = numba.types.Array(numba.float64, 1, "C", readonly=True)
 _FLAGS = numba.types.Array(numba.boolean, 1, "C", readonly=True)
 _SIGNATURE = numba.void(
@@ -149,15 +153,22 @@ def _walk(
             kept = k + 1
             break
     # 3. equity at each close, stretch by stretch: flat ones (even pieces) hold a constant
-    # value, so after their first bar each return is exactly 0 and only counts.
+    # value, so after their first bar each return is exactly 0 and only counts. Returns are
+    # summed plainly within blocks of _BLOCK bars and the block sums compensated (Neumaier).
     peak = capital
     worst = 0.0
+    # a value at or above this cannot lower `worst`: the exact ratio is only taken below it
+    floor = peak * (1 + worst)
+    floor += abs(floor) * _SLACK
     total = 0.0
     carry = 0.0
     squares = 0.0
     square_carry = 0.0
     down = 0.0
     returns = 0
+    block_sum = 0.0
+    block_squares = 0.0
+    in_block = 0
     previous = capital
     day = 0
     days = len(day_ends)
@@ -176,22 +187,40 @@ def _walk(
             value = level + slope * close[bar]
             if value > peak:
                 peak = value
-            ratio = value / peak - 1
-            if ratio < worst:
-                worst = ratio
+                floor = peak * (1 + worst)
+                floor += abs(floor) * _SLACK
+            elif value < floor:
+                ratio = value / peak - 1
+                if ratio < worst:
+                    worst = ratio
+                    floor = peak * (1 + worst)
+                    floor += abs(floor) * _SLACK
             if bar > 0:
                 r = value / previous - 1
                 if math.isfinite(r):
                     returns += 1
-                    t = total + r
-                    carry += (total - t) + r if abs(total) >= abs(r) else (r - t) + total
-                    total = t
+                    block_sum += r
                     r2 = r * r
-                    t = squares + r2
-                    square_carry += (squares - t) + r2 if squares >= r2 else (r2 - t) + squares
-                    squares = t
+                    block_squares += r2
                     if r < 0:
                         down += r2
+                    in_block += 1
+                    if in_block == _BLOCK:
+                        t = total + block_sum
+                        if abs(total) >= abs(block_sum):
+                            carry += (total - t) + block_sum
+                        else:
+                            carry += (block_sum - t) + total
+                        total = t
+                        t = squares + block_squares
+                        if squares >= block_squares:
+                            square_carry += (squares - t) + block_squares
+                        else:
+                            square_carry += (block_squares - t) + squares
+                        squares = t
+                        block_sum = 0.0
+                        block_squares = 0.0
+                        in_block = 0
             previous = value
             if day < days and day_ends[day] == bar:
                 daily[day] = value
@@ -202,6 +231,15 @@ def _walk(
             while day < days and day_ends[day] < end:
                 daily[day] = level
                 day += 1
+    t = total + block_sum
+    carry += (total - t) + block_sum if abs(total) >= abs(block_sum) else (block_sum - t) + total
+    total = t
+    t = squares + block_squares
+    if squares >= block_squares:
+        square_carry += (squares - t) + block_squares
+    else:
+        square_carry += (block_squares - t) + squares
+    squares = t
     mean = (total + carry) / returns if returns > 0 else 0.0
     total = total + carry
     # sum of (r - mean)^2 = sum r^2 - mean * sum r: no cancellation worth the name, since
