@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine import rules
+from engine import functions, rules
 from engine.errors import DataError, RuleError
 from engine.request import BacktestRequest
 
@@ -27,8 +27,6 @@ PAYLOAD_PARAMETERS = {
     "feeRate": "fee_rate",
     "slippage": "slippage",
 }
-# Functions whose periods must also hold together (fast below slow), so one value is not enough.
-_PAIRED = frozenset({"macd", "macd_signal"})
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
 # A step divides a range "sensibly" when the count of steps is this close to a whole number.
 _STEP_TOLERANCE = 1e-9
@@ -286,7 +284,11 @@ def _check_rules(
     whose fast period is not below its slow one, a division by a zero value), once."""
     for field, text in request.rules.items():
         template = rules.template(text, frozenset(names))
-        if not any(use == "number" or function in _PAIRED for _, use, function in template.uses):
+        risky = any(
+            use == "number" or function in functions.ORDERED_PERIODS
+            for _, use, function in template.uses
+        )
+        if not risky:
             continue  # valid periods and k values (checked one by one) always bind
         seen: set[str] = set()
         for combination in kept:

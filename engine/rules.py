@@ -8,13 +8,13 @@ import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import numexpr
 import numpy as np
 from numpy.typing import NDArray
 
-from engine import indicators
+from engine import functions
 from engine.errors import RuleError
 
 MAX_CHARS = 1000
@@ -25,42 +25,11 @@ MAX_LITERAL = 1e12
 MAX_K = 100.0
 SERIES = ("open", "high", "low", "close", "volume")
 
-# The functions and their arguments; the parameter names give each argument's kind: a, b, x
-# take a number series (any numeric expression), n, fast, slow, signal a period literal
-# 1..10000, k a number literal in (0, 100].
-SIGNATURES = {
-    "sma": "sma(x, n)",
-    "ema": "ema(x, n)",
-    "wma": "wma(x, n)",
-    "rsi": "rsi(x, n)",
-    "atr": "atr(n)",
-    "stdev": "stdev(x, n)",
-    "highest": "highest(x, n)",
-    "lowest": "lowest(x, n)",
-    "roc": "roc(x, n)",
-    "prev": "prev(x, n)",
-    "macd": "macd(x, fast, slow)",
-    "macd_signal": "macd_signal(x, fast, slow, signal)",
-    "bb_upper": "bb_upper(x, n, k)",
-    "bb_lower": "bb_lower(x, n, k)",
-    "crossover": "crossover(a, b)",
-    "crossunder": "crossunder(a, b)",
-    "abs": "abs(x)",
-}
-_KINDS = {"a": "x", "b": "x", "x": "x", "n": "n", "fast": "n", "slow": "n", "signal": "n", "k": "k"}
-FUNCTIONS = {
-    name: tuple(_KINDS[arg] for arg in signature[len(name) + 1 : -1].split(", "))
-    for name, signature in SIGNATURES.items()
-}
-EXAMPLES = {
-    "atr": "atr(14)",
-    "macd": "macd(close, 12, 26)",
-    "bb_upper": "bb_upper(close, 20, 2)",
-    "macd_signal": "macd_signal(close, 12, 26, 9)",
-    "bb_lower": "bb_lower(close, 20, 2)",
-}
+# The functions, their signatures, warm-ups and computations: engine/functions.py.
+FUNCTIONS = functions.FUNCTIONS
 _USES = {"n": "period", "k": "k"}  # how a parameter standing for an argument kind is used
-BOOLEAN_FUNCTIONS = frozenset({"crossover", "crossunder"})
+NodeKind = Literal["series", "const", "param", "neg", "arith", "compare", "logic", "not", "call"]
+StepKind = Literal["series", "call", "expr"]
 
 # numexpr (and numpy below it) take a bounded number of operands per expression; wider
 # expressions are split into materialised parts.
@@ -117,7 +86,7 @@ _HINTS = {
 class Node:
     """One node of a compiled rule. Nodes with equal `key` have equal values."""
 
-    kind: str  # series const param neg arith compare logic not call
+    kind: NodeKind
     key: str  # canonical text, e.g. "(sma(close, 20) > close)"
     boolean: bool
     op: str = ""  # operator symbol or function name
@@ -129,7 +98,7 @@ class Node:
 
     @property
     def materialised(self) -> bool:
-        return self.kind == "series" or (self.kind == "call" and self.op != "abs")
+        return self.kind == "series" or (self.kind == "call" and not FUNCTIONS[self.op].inline)
 
 
 @dataclass(frozen=True)
@@ -137,7 +106,7 @@ class Step:
     """One array to compute when evaluating a rule, in dependency order."""
 
     key: str
-    kind: str  # series call expr
+    kind: StepKind
     node: Node
     text: str = ""  # numexpr source of an "expr" step
     names: tuple[tuple[str, str], ...] = ()  # (numexpr variable, key of the array it binds)
@@ -367,21 +336,6 @@ def _truth(value: bool) -> Node:
     return Node("const", key, True, value=1.0 if value else 0.0)
 
 
-def _lookback(name: str, params: tuple[float, ...]) -> int:
-    periods = [int(p) for p in params]
-    if name in ("sma", "wma", "stdev", "highest", "lowest", "ema", "bb_upper", "bb_lower"):
-        return periods[0] - 1
-    if name in ("rsi", "atr", "roc", "prev"):
-        return periods[0]
-    if name == "macd":
-        return periods[1] - 1
-    if name == "macd_signal":
-        return periods[1] + periods[2] - 2
-    if name in BOOLEAN_FUNCTIONS:
-        return 1
-    return 0
-
-
 class _Compiler:
     """Turns the checked ast into Nodes, folding constants and checking types."""
 
@@ -449,7 +403,7 @@ class _Compiler:
                 node,
                 f"function '{node.id}' used without arguments",
                 node.id,
-                f"call it as {SIGNATURES[node.id]}",
+                f"call it as {FUNCTIONS[node.id].signature}",
             )
         self.fail(node, f"unknown name '{node.id}'", node.id)
 
@@ -642,7 +596,8 @@ class _Compiler:
             close = difflib.get_close_matches(name, FUNCTIONS, n=1)
             hint = f"did you mean {close[0]}?" if close else "available: " + ", ".join(FUNCTIONS)
             self.fail(node, f"unknown function '{name}'", name, hint)
-        signature = SIGNATURES[name]
+        function = FUNCTIONS[name]
+        signature = function.signature
         for keyword in node.keywords:
             token = f"{keyword.arg}=" if keyword.arg else "**"
             self.fail(
@@ -654,7 +609,7 @@ class _Compiler:
         for arg in node.args:
             if isinstance(arg, ast.Starred):
                 self.fail(arg, "'*' unpacking is not allowed", "*", f"write {signature}")
-        kinds = FUNCTIONS[name]
+        kinds = function.kinds
         if len(node.args) != len(kinds):
             self.fail(
                 node,
@@ -682,31 +637,31 @@ class _Compiler:
         if named:
             # A template: values are checked per parameter, the call is never evaluated.
             key = f"{name}({', '.join([arg.key for arg in series] + named)})"
-            return Node("call", key, name in BOOLEAN_FUNCTIONS, op=name, leaves=frozenset({key}))
-        if name in ("macd", "macd_signal") and params[0] >= params[1]:
+            return Node("call", key, function.boolean, op=name, leaves=frozenset({key}))
+        if name in functions.ORDERED_PERIODS and params[0] >= params[1]:
             self.fail(
                 node.args[1],
                 f"{name}() fast period {int(params[0])} is not shorter than slow {int(params[1])}",
                 str(int(params[0])),
                 f"write e.g. {name}(close, 12, 26{', 9' if name == 'macd_signal' else ''})",
             )
-        if name == "abs" and series[0].kind == "const":
-            return _const(abs(series[0].value))
+        if function.inline and series[0].kind == "const":
+            return _const(float(function.compute(series[0].value)))
         texts = [arg.key for arg in series] + [
             str(int(p)) if kind == "n" else _number(p)
             for p, kind in zip(params, [k for k in kinds if k != "x"], strict=True)
         ]
         key = f"{name}({', '.join(texts)})"
         inner = max((arg.lookback for arg in series), default=0)
-        leaves = frozenset({key}) if name != "abs" else series[0].leaves
+        leaves = series[0].leaves if function.inline else frozenset({key})
         return Node(
             "call",
             key,
-            name in BOOLEAN_FUNCTIONS,
+            function.boolean,
             op=name,
             args=tuple(series),
             params=tuple(params),
-            lookback=inner + _lookback(name, tuple(params)),
+            lookback=inner + function.warmup(tuple(params)),
             leaves=leaves,
         )
 
@@ -726,7 +681,7 @@ class _Compiler:
                 node,
                 f"period of {name}() must be a whole number from 1 to {MAX_PERIOD}",
                 token[:20],
-                f"write {signature}, e.g. {EXAMPLES.get(name, name + '(close, 14)')}",
+                f"write {signature}, e.g. {FUNCTIONS[name].hint}",
             )
         return float(value)
 
@@ -797,9 +752,8 @@ class _Planner:
         elif node.materialised:
             for arg in node.args:
                 self.material(arg)
-            if node.op == "atr":
-                for column in ("high", "low", "close"):
-                    self.material(Node("series", column, False))
+            for column in FUNCTIONS[node.op].columns:
+                self.material(Node("series", column, False))
             self.steps.append(Step(node.key, "call", node))
             name = f"v{len(self.steps) - 1}"
         else:
@@ -830,8 +784,8 @@ class _Planner:
             return f"(-{parts[0]})"
         if node.kind == "not":
             return f"(~{parts[0]})"
-        if node.kind == "call":  # abs
-            return f"abs({parts[0]})"
+        if node.kind == "call":  # an inline function, e.g. abs
+            return f"{node.op}({parts[0]})"
         symbol = {"and": "&", "or": "|"}.get(node.op, node.op)
         return f"({parts[0]} {symbol} {parts[1]})"
 
@@ -852,17 +806,6 @@ def _compute(
         if value.shape != (size,):
             value = np.broadcast_to(value, (size,)).copy()
         return value  # type: ignore[no-any-return]
-    args = [arrays[arg.key] for arg in node.args]
-    periods = [int(p) for p in node.params]
-    name = node.op
-    if name == "atr":
-        return indicators.atr(arrays["high"], arrays["low"], arrays["close"], periods[0])
-    if name == "crossover":
-        return indicators.crossover(args[0], args[1])
-    if name == "crossunder":
-        return indicators.crossunder(args[0], args[1])
-    if name in ("bb_upper", "bb_lower"):
-        band = indicators.bb_upper if name == "bb_upper" else indicators.bb_lower
-        return band(args[0], periods[0], node.params[1])
-    function: Callable[..., NDArray[np.float64]] = getattr(indicators, name)
-    return function(args[0], *periods)
+    function = FUNCTIONS[node.op]
+    columns_read = tuple(arrays[column] for column in function.columns)
+    return function(columns_read, tuple(arrays[arg.key] for arg in node.args), node.params)
