@@ -1,4 +1,4 @@
-"""`make bench`: the engine, API and event-stream benchmarks in one run, against their targets.
+"""`make bench`: the engine, sweep, API and event-stream benchmarks in one run, against their targets.
 
     python tests/benchmarks/run.py [--quick] [--json var/bench.json]
 
@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.benchmarks import bench_api, bench_engine, bench_events  # noqa: E402
+from tests.benchmarks import bench_api, bench_engine, bench_events, bench_sweep  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,12 +31,19 @@ def main(argv: list[str] | None = None) -> int:
         engine_args = ["--json", str(engine_json), "--data-dir", str(ROOT / "var" / "bench-data")]
         status = bench_engine.main(engine_args + (["--quick"] if args.quick else []))
         engine = json.loads(engine_json.read_text())
+        print("\n== sweeps ==", flush=True)
+        sweep_json = Path(tmp) / "sweep.json"
+        sweep_args = ["--json", str(sweep_json), "--data-dir", str(ROOT / "var" / "bench-data")]
+        bench_sweep.main(sweep_args + (["--quick"] if args.quick else []))
+        sweeps = json.loads(sweep_json.read_text())
     print("\n== API and queue ==", flush=True)
     api = bench_api.main(["--seconds", "5" if args.quick else "15"])
     print("\n== event streams ==", flush=True)
     events = bench_events.main(["--idle-seconds", "10" if args.quick else "30"])
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"engine": engine, "api": api, "events": events}, indent=2))
+    args.json.write_text(
+        json.dumps({"engine": engine, "sweeps": sweeps, "api": api, "events": events}, indent=2)
+    )
     print(f"\nwritten to {args.json}")
     return status
 
