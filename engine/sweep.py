@@ -235,7 +235,7 @@ class _Window:
         return measured, np.nan_to_num(daily, nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def windows(request: SweepRequest, bars: pd.DataFrame) -> tuple[_Window, _Window | None]:
+def _windows(request: SweepRequest, bars: pd.DataFrame) -> tuple[_Window, _Window | None]:
     """The in-sample window and the held-out one (None when out_of_sample is 0)."""
     columns, index = _columns(bars)
     held = math.floor(len(index) * request.out_of_sample)
@@ -270,7 +270,7 @@ def run_chunk(
     """
     started = time.perf_counter()
     laid_out = laid_out or plan(request)
-    inside, held = windows(request, bars)
+    inside, held = _windows(request, bars)
     rows: list[SweepRow] = []
     for done, index in enumerate(sorted(indices), start=1):
         values = laid_out.values(index)
