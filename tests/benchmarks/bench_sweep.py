@@ -103,7 +103,7 @@ def child(name: str, size: int, data_dir: Path | None) -> dict[str, Any]:
     result = sweep.run(request, bars)
     done = time.perf_counter()
     cpu = time.process_time() - cpu
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kib = peak_rss_kib()
     best = result.top[0] if result.top else None
     return {
         "grid": name,
@@ -119,6 +119,18 @@ def child(name: str, size: int, data_dir: Path | None) -> dict[str, Any]:
         "deflated_sharpe": result.overfitting.deflated_sharpe,
         "pbo": result.overfitting.pbo,
     }
+
+
+def peak_rss_kib() -> int:
+    """This process's peak RSS. /proc's VmHWM starts afresh at exec; ru_maxrss keeps the
+    parent's peak across fork and exec, which would count vectorbt's arrays here."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def ours(name: str, size: int, data_dir: Path | None) -> dict[str, Any]:
