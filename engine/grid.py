@@ -38,24 +38,26 @@ def expand(name: str, start: float, stop: float, step: float) -> tuple[float, ..
     field = f"parameters.{name}"
     for part, value in (("from", start), ("to", stop), ("step", step)):
         if not math.isfinite(value):
-            raise DataError(f"{field}.{part}", f"{field}.{part} must be a finite number")
+            raise DataError(f"{field}.{part}", f"{part} must be a finite number")
     if step <= 0:
-        raise DataError(f"{field}.step", f"{field}.step must be above 0, e.g. 1")
+        raise DataError(f"{field}.step", "step must be above 0, e.g. 1")
     if stop < start:
-        raise DataError(f"{field}.to", f"{field} is reversed: from {start:g} is above to {stop:g}")
+        raise DataError(
+            f"{field}.to", f"the range is reversed: from {start:g} is above to {stop:g}"
+        )
     steps = (stop - start) / step
     whole = round(steps)
     count = math.floor(steps + _STEP_TOLERANCE) + 1
     if count > MAX_VALUES:
         raise DataError(
             f"{field}.step",
-            f"{field} gives {count:,} values; the limit is {MAX_VALUES:,}: use a larger step",
+            f"the range gives {count:,} values; the limit is {MAX_VALUES:,}: use a larger step",
         )
     if abs(steps - whole) > _STEP_TOLERANCE * max(1.0, abs(steps)):
         last = start + (count - 1) * step
         raise DataError(
             f"{field}.step",
-            f"{field}.step {step:g} does not divide {start:g} to {stop:g}: it gives {count} "
+            f"step {step:g} does not divide {start:g} to {stop:g}: it gives {count} "
             f"values ({start:g} to {last:.12g}) and never reaches {stop:g}; choose a step that "
             "does, or list the values",
         )
@@ -82,10 +84,10 @@ def check_grid(
         if not 1 <= len(values) <= MAX_VALUES:
             raise DataError(
                 f"parameters.{name}",
-                f"parameters.{name} needs 1 to {MAX_VALUES:,} values; got {len(values):,}",
+                f"give 1 to {MAX_VALUES:,} values; got {len(values):,}",
             )
         if len(set(values)) != len(values):
-            raise DataError(f"parameters.{name}", f"parameters.{name} lists a value twice")
+            raise DataError(f"parameters.{name}", "a value is listed twice")
     templates = {field: rules.template(text, names, field=field) for field, text in texts.items()}
     used = {name for template in templates.values() for name in template.parameters}
     for name, values in parameters.items():
@@ -102,7 +104,7 @@ def check_grid(
                 for value in values:
                     problem = rules.value_problem(use, function, value)
                     if problem is not None:
-                        raise DataError(f"parameters.{name}", f"parameters.{name}: {problem}")
+                        raise DataError(f"parameters.{name}", problem)
     return templates
 
 
@@ -165,7 +167,7 @@ class SweepRequest:
         try:
             dataclasses.replace(self.base, **changes)
         except DataError as error:
-            raise DataError(field, f"{field}: {value:g}: {error.message}") from None
+            raise DataError(field, f"{value:g}: {error.message}") from None
 
     @property
     def names(self) -> tuple[str, ...]:
