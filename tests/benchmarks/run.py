@@ -1,4 +1,4 @@
-"""`make bench`: the engine, sweep, API and event-stream benchmarks in one run, against their targets.
+"""`make bench`: the engine, sweep, API and event-stream benchmarks in one run, with targets.
 
     python tests/benchmarks/run.py [--quick] [--json var/bench.json]
 
