@@ -20,7 +20,7 @@ from algotcha.config import Settings
 from algotcha.db import pool as db_pool
 from algotcha.errors import AlgotchaError
 from algotcha.notify import telegram as telegram_api
-from algotcha.routes import auth, datasets, events, me, ops, pages, queue, telegram
+from algotcha.routes import auth, datasets, events, me, ops, pages, queue, results, telegram
 from algotcha.services import job_events, jobs, outbox
 from monitoring import exporter
 from monitoring.collector import QueueCollector
@@ -90,6 +90,7 @@ def create_app(
             *auth.routes,
             *me.routes,
             *queue.routes,
+            *results.routes,
             *events.routes,
             *datasets.routes,
             *ops.routes,

@@ -14,7 +14,7 @@ import engine
 from algotcha.db.jobs import JobRow
 from algotcha.db.users import UserRow
 from algotcha.errors import FieldError, MalformedJSONError, ValidationError
-from algotcha.services import telegram_links
+from algotcha.services import results, telegram_links
 from algotcha.services.job_events import EventId
 from algotcha.services.jobs import JobEvent, QueuedJob, QueueStats
 
@@ -348,20 +348,23 @@ def parse_profile(body: bytes) -> ProfileChange:
 def parse_page(params: Mapping[str, str], *, max_limit: int = 100) -> tuple[int, int | None]:
     """?limit=&before= of the list routes."""
     errors: list[FieldError] = []
-
-    def integer(name: str, low: int, high: int) -> int | None:
-        raw = params.get(name)
-        if raw is None or raw == "":
-            return None
-        if not _is_ascii_integer(raw) or not low <= int(raw) <= high:
-            errors.append(FieldError(name, f"must be an integer from {low} to {high}"))
-            return None
-        return int(raw)
-
-    limit = integer("limit", 1, max_limit)
-    before = integer("before", 1, 2**63 - 1)
+    limit = _query_int(params, "limit", 1, max_limit, errors)
+    before = _query_int(params, "before", 1, 2**63 - 1, errors)
     _raise_if(errors)
     return (limit or 20), before
+
+
+def _query_int(
+    params: Mapping[str, str], name: str, low: int, high: int, errors: list[FieldError]
+) -> int | None:
+    """An optional whole-number query parameter in [low, high]; None when absent."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    if not _is_ascii_integer(raw) or not low <= int(raw) <= high:
+        errors.append(FieldError(name, f"must be an integer from {low} to {high}"))
+        return None
+    return int(raw)
 
 
 def parse_id(raw: str) -> int:
@@ -420,7 +423,8 @@ def render_job(item: QueuedJob, *, with_result: bool = False) -> dict[str, Any]:
     }
     if with_result:
         out["payload"] = job.payload
-        out["result"] = None if job.result is None else camel_keys(job.result)
+        trades_path = f"/api/backtest/queue/{job.id}/trades"
+        out["result"] = None if job.result is None else render_result(job.result, trades_path)
     return out
 
 
@@ -502,6 +506,123 @@ def render_dataset(info: engine.DatasetInfo) -> dict[str, Any]:
 
 def render_cancelled(job: JobRow) -> dict[str, Any]:
     return {"id": job.id, "status": job.status, "cancelRequested": job.cancel_requested}
+
+
+# --- results: trades pages, exports, compare, share links ------------------------------------
+
+TRADES_PAGE_MAX = 1000
+
+
+def render_result(result: dict[str, Any], trades_path: str) -> dict[str, Any]:
+    """A stored result: `trades` is its first page, `tradeCount` the number of trades, and
+    `tradesNext` the link to the page after it (None when the first page holds them all)."""
+    out: dict[str, Any] = camel_keys(result)
+    trades = out.get("trades") or []
+    count = out.get("tradeCount")
+    if count is None:  # stored before trades had their own table: the JSON holds them all
+        count = out["tradeCount"] = len(trades)
+    shown = len(trades)
+    following = f"{trades_path}?after={shown}&limit={TRADES_PAGE_MAX}"
+    out["tradesNext"] = following if shown < count else None
+    return out
+
+
+def parse_trade_page(params: Mapping[str, str]) -> tuple[int, int]:
+    """?after=&limit= of the trades route: (after, limit)."""
+    errors: list[FieldError] = []
+    after = _query_int(params, "after", 0, 2**31 - 1, errors)
+    limit = _query_int(params, "limit", 1, TRADES_PAGE_MAX, errors)
+    _raise_if(errors)
+    return after or 0, limit or 100
+
+
+def render_trade_page(page: results.TradePage, trades_path: str) -> dict[str, Any]:
+    following = page.next_after
+    return {
+        "count": page.count,
+        "after": page.after,
+        "trades": camel_keys(page.trades),
+        "next": None
+        if following is None
+        else f"{trades_path}?after={following}&limit={page.limit}",
+    }
+
+
+def parse_compare_ids(params: Mapping[str, str]) -> list[int]:
+    """?ids=1,2,3: two to six distinct backtest ids."""
+    raw = params.get("ids", "")
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    if not all(_is_ascii_integer(p) and 0 < int(p) < 2**63 for p in parts):
+        raise ValidationError.for_field("ids", "must be backtest ids separated by commas")
+    ids = list(dict.fromkeys(int(p) for p in parts))
+    if not results.COMPARE_MIN <= len(ids) <= results.COMPARE_MAX:
+        raise ValidationError.for_field(
+            "ids",
+            f"must name {results.COMPARE_MIN} to {results.COMPARE_MAX} different backtests "
+            f"(got {len(ids)})",
+        )
+    return ids
+
+
+def render_comparison(comparison: results.Comparison) -> dict[str, Any]:
+    return {
+        "runs": [
+            {
+                "id": job.id,
+                "strategyName": job.strategy_name,
+                "symbol": job.payload.get("symbol"),
+                "timeframe": job.payload.get("timeframe"),
+                "completedAt": iso(job.completed_at),
+            }
+            for job in comparison.jobs
+        ],
+        "metrics": [
+            {"key": camel(row.key), "values": row.values, "best": row.best}
+            for row in comparison.metrics
+        ],
+        "settings": [
+            {"key": row.key, "values": row.values, "differs": row.differs}
+            for row in comparison.settings
+        ],
+        "equity": {"t": comparison.times, "series": comparison.equity},
+    }
+
+
+def parse_share(body: bytes) -> float | None:
+    """{expiresInDays?} (1-365; none: the link lasts until revoked) -> seconds or None."""
+    if not body.strip():
+        return None
+    errors: list[FieldError] = []
+    r = _Reader(parse_json(body), "", errors)
+
+    def days(value: Any) -> float:
+        number = _number(value)
+        if not 1 <= number <= 365:
+            raise ValueError("must be a number of days from 1 to 365")
+        return number
+
+    expires_in_days = r.take("expiresInDays", days, default=None)
+    r.finish()
+    _raise_if(errors)
+    return None if expires_in_days is None else expires_in_days * 86_400
+
+
+def render_share(link: results.ShareLink) -> dict[str, Any]:
+    return {"url": link.url, "expiresAt": iso(link.expires_at)}
+
+
+def render_shared(job: JobRow, token: str) -> dict[str, Any]:
+    """A shared result: the run and its settings, nothing of the account that owns it."""
+    assert job.result is not None
+    return {
+        "strategyName": job.strategy_name,
+        "symbol": job.payload.get("symbol"),
+        "timeframe": job.payload.get("timeframe"),
+        "status": job.status,
+        "completedAt": iso(job.completed_at),
+        "payload": job.payload,
+        "result": render_result(job.result, f"/api/shared/{token}/trades"),
+    }
 
 
 # --- Telegram ----------------------------------------------------------------------------------

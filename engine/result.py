@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, overload
 
@@ -66,6 +66,7 @@ class BacktestResult:
     equity_curve: list[tuple[datetime, float]]
     bars: int
     elapsed_ms: float
+    tearsheet: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self, keys: Callable[[str], str] | None = None) -> dict[str, Any]:
         """JSON-ready: snake_case keys (or keys(name) for each), ISO 8601 'Z' times, None
@@ -84,11 +85,21 @@ class BacktestResult:
             ],
             name("bars"): self.bars,
             name("elapsed_ms"): _number(self.elapsed_ms),
+            name("tearsheet"): _renamed(self.tearsheet, name),
         }
 
 
 def _same(key: str) -> str:
     return key
+
+
+def _renamed(value: Any, name: Callable[[str], str]) -> Any:
+    """`value` with name() applied to the keys of every dict in it (the tearsheet's nesting)."""
+    if isinstance(value, dict):
+        return {name(key): _renamed(item, name) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_renamed(item, name) for item in value]
+    return value
 
 
 def _trade_dict(trade: Trade, name: Callable[[str], str]) -> dict[str, Any]:

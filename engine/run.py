@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from engine import metrics, result
+from engine import metrics, result, tearsheet
 from engine.errors import Cancelled, DataError
 from engine.request import BacktestRequest
 from engine.resample import COLUMNS, Columns
@@ -109,11 +109,21 @@ def run(
         bar_minutes=request.bar_minutes,
         span_minutes=span,
     )
+    sheet = tearsheet.compute(
+        simulation.equity,
+        index,
+        initial_capital=request.initial_capital,
+        pnl=simulation.pnl,
+        return_pct=simulation.return_pct,
+        entry_bar=simulation.entry_bar,
+        exit_bar=simulation.exit_bar,
+    )
     progress.to(_MEASURED)
     trades = result.TradeList(simulation, index)
     curve = result.equity_curve(simulation.equity, index)
     progress.to(100)
-    return BacktestResult(measured, trades, curve, size, (time.perf_counter() - started) * 1000.0)
+    elapsed_ms = (time.perf_counter() - started) * 1000.0
+    return BacktestResult(measured, trades, curve, size, elapsed_ms, sheet)
 
 
 def signals_of(values: Mapping[str, Flags]) -> Signals:

@@ -465,3 +465,17 @@ def delete_unpublished_job(conn: psycopg.Connection, job_id: int) -> None:
         """,
         {"id": job_id},
     )
+
+
+def select_jobs_by_ids_for_user(
+    conn: psycopg.Connection, job_ids: list[int], user_id: int
+) -> list[JobRow]:
+    """The user's jobs among `job_ids` (others' and unknown ids are simply absent)."""
+    cur = conn.cursor(row_factory=class_row(JobRow))
+    return cur.execute(
+        """
+        SELECT * FROM backtest_job
+        WHERE id = ANY(%(ids)s::bigint[]) AND user_id = %(user_id)s
+        """,
+        {"ids": job_ids, "user_id": user_id},
+    ).fetchall()

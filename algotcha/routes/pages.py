@@ -53,7 +53,7 @@ def _assets() -> dict[str, tuple[bytes, str, str]]:
     return table
 
 
-def _serve(request: Request, name: str) -> Response:
+def serve(request: Request, name: str) -> Response:
     asset = _assets().get(name)
     if asset is None:
         raise NotFoundError(f"no file named {name!r}")
@@ -66,11 +66,11 @@ def _serve(request: Request, name: str) -> Response:
 
 
 async def index(request: Request) -> Response:
-    return _serve(request, "index.html")
+    return serve(request, "index.html")
 
 
 async def static(request: Request) -> Response:
-    return _serve(request, request.path_params["name"])
+    return serve(request, request.path_params["name"])
 
 
 routes: list[BaseRoute] = [

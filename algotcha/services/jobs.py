@@ -17,11 +17,12 @@ from psycopg_pool import ConnectionPool
 from algotcha import queues
 from algotcha.config import Settings
 from algotcha.db import jobs as job_db
+from algotcha.db import trade_chunks as chunk_db
 from algotcha.db import workers as worker_db
 from algotcha.db.jobs import JobRow
 from algotcha.db.pool import connection, transaction
 from algotcha.errors import ConflictError, NotFoundError, QueueLimitError, UnavailableError
-from algotcha.services import estimates
+from algotcha.services import estimates, trade_log
 from monitoring import metrics
 from monitoring.collector import QueueSample
 
@@ -315,8 +316,12 @@ def record_progress(pool: ConnectionPool, job_id: int, worker_id: str, progress:
 def complete(
     pool: ConnectionPool, job_id: int, worker_id: str, result: dict[str, Any]
 ) -> JobRow | None:
+    """Store the result: its trades in chunks, the rest with the job, in one transaction."""
+    head, chunks = trade_log.split(result)
     with transaction(pool) as conn:
-        job = job_db.update_job_finished(conn, job_id, worker_id, status="completed", result=result)
+        job = job_db.update_job_finished(conn, job_id, worker_id, status="completed", result=head)
+        if job is not None:
+            chunk_db.insert_trade_chunks(conn, job_id, chunks)
     logger.info("event=job_completed job=%s stored=%s", job_id, job is not None)
     return _observe(job, "completed")
 

@@ -49,7 +49,7 @@ def test_the_entry_points_keep_their_signatures() -> None:
         "return_pct", "exit_reason",
     ]  # fmt: skip
     assert list(engine.BacktestResult.__dataclass_fields__) == [
-        "metrics", "trades", "equity_curve", "bars", "elapsed_ms",
+        "metrics", "trades", "equity_curve", "bars", "elapsed_ms", "tearsheet",
     ]  # fmt: skip
     assert list(engine.DatasetInfo.__dataclass_fields__) == ["symbol", "start", "end", "bars"]
 
