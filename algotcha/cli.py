@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from algotcha import __version__
 from algotcha.config import Settings, load_settings
@@ -138,6 +138,12 @@ def _parser() -> argparse.ArgumentParser:
     run = backtest.add_parser("run", help="run one payload (RunBacktestDto JSON) without the queue")
     run.add_argument("payload", type=Path)
     run.add_argument("--json", action="store_true", help="print the result as JSON")
+    run.add_argument(
+        "--csv",
+        type=Path,
+        metavar="DIR",
+        help="also write trades.csv, equity.csv and result.json into DIR (as the API exports)",
+    )
     run.set_defaults(command=_backtest_run, result_on_stdout=True)
 
     sweep = sub.add_parser("sweep", help="run parameter sweeps locally").add_subparsers(
@@ -358,6 +364,15 @@ def _data_list(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _write_csv(directory: Path, result: dict[str, Any]) -> None:
+    """The export files of the web page, written locally; their paths go to stderr so that
+    --json output on stdout stays one JSON document."""
+    from algotcha import exports
+
+    for path in exports.write_files(directory, result):
+        print(f"wrote {path}", file=sys.stderr)
+
+
 def _backtest_run(args: argparse.Namespace, settings: Settings) -> int:
     import engine
     from algotcha import schemas
@@ -370,6 +385,8 @@ def _backtest_run(args: argparse.Namespace, settings: Settings) -> int:
         raise schemas.engine_error(exc) from None
     bars = store.load(request.symbol, request.timeframe, request.start, request.end)
     result = engine.run(request, bars)
+    if args.csv is not None:
+        _write_csv(args.csv, result.as_dict())
     if args.json:
         import orjson
 

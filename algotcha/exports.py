@@ -81,6 +81,7 @@ def write_files(directory: Path, result: dict[str, Any]) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     trades = result.get("trades") or []
     head = schemas.camel_keys({key: value for key, value in result.items() if key != "trades"})
+    head["tradeCount"] = len(trades)
     files = {
         "trades.csv": trades_csv([trades]),
         "equity.csv": equity_csv(result.get("equity_curve") or []),
