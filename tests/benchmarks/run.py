@@ -17,7 +17,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.benchmarks import bench_api, bench_engine, bench_events, bench_sweep  # noqa: E402
+from tests.benchmarks import (  # noqa: E402
+    bench_api,
+    bench_engine,
+    bench_events,
+    bench_results,
+    bench_sweep,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,10 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     api = bench_api.main(["--seconds", "5" if args.quick else "15"])
     print("\n== event streams ==", flush=True)
     events = bench_events.main(["--idle-seconds", "10" if args.quick else "30"])
+    print("\n== large results ==", flush=True)
+    results = bench_results.main([])
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(
-        json.dumps({"engine": engine, "sweeps": sweeps, "api": api, "events": events}, indent=2)
-    )
+    figures = {
+        "engine": engine,
+        "sweeps": sweeps,
+        "api": api,
+        "events": events,
+        "results": results,
+    }
+    args.json.write_text(json.dumps(figures, indent=2))
     print(f"\nwritten to {args.json}")
     return status
 
