@@ -582,10 +582,18 @@ def render_comparison(comparison: results.Comparison) -> dict[str, Any]:
         ],
         "settings": [
             {"key": row.key, "values": row.values, "differs": row.differs}
-            for row in comparison.settings
+            for row in sorted(comparison.settings, key=_payload_order)
         ],
         "equity": {"t": comparison.times, "series": comparison.equity},
     }
+
+
+_PAYLOAD_ORDER = {name: n for n, name in enumerate(PAYLOAD_FIELDS)}
+
+
+def _payload_order(row: results.SettingRow) -> int:
+    """RunBacktestDto fields in API.md's order (a stored payload's JSONB sorts its keys)."""
+    return _PAYLOAD_ORDER.get(row.key, len(_PAYLOAD_ORDER))
 
 
 def parse_share(body: bytes) -> float | None:

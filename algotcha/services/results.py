@@ -20,6 +20,7 @@ from algotcha.db.jobs import JobRow
 from algotcha.db.pool import connection, transaction
 from algotcha.errors import ConflictError, NotFoundError
 from algotcha.services import trade_log
+from engine import metrics as engine_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +151,11 @@ def compare(pool: ConnectionPool, user_id: int, job_ids: list[int]) -> Compariso
 
 def align(jobs: list[JobRow]) -> Comparison:
     results = [job.result or {} for job in jobs]
-    keys = list(dict.fromkeys(k for result in results for k in result.get("metrics", {})))
+    # The engine's order (a stored result's JSONB sorts its keys), then any others.
+    stored = dict.fromkeys(k for result in results for k in result.get("metrics", {}))
+    keys = [k for k in engine_metrics.KEYS if k in stored] + [
+        k for k in stored if k not in engine_metrics.KEYS
+    ]
     metrics = [_metric_row(key, [r.get("metrics", {}).get(key) for r in results]) for key in keys]
     fields = list(dict.fromkeys(k for job in jobs for k in job.payload))
     settings = [

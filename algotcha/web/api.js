@@ -75,6 +75,23 @@ export async function request(method, path, body, { signal } = {}) {
 
 export const get = (path, opts) => request("GET", path, undefined, opts);
 
+/** Saves the answer of `path` as a file: a link cannot carry the bearer header, fetch can. */
+export async function download(path, filename) {
+  const response = await fetch(path, { headers: headers() });
+  if (!response.ok) {
+    const type = response.headers.get("content-type") || "";
+    throw new ApiError(response.status, type.includes("json") ? await response.json() : null);
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = filename;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
 export function sleep(ms, signal) {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);

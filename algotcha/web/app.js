@@ -4,18 +4,26 @@
 // Modules: api.js (HTTP, SSE), shell.js (shared state), form.js, job.js, jobs.js, profile.js.
 
 import { get, request, session } from "./api.js";
-import { $, show } from "./format.js";
+import { showCompare } from "./compare.js";
+import { $, el, show } from "./format.js";
 import { showNew } from "./form.js";
-import { showJob } from "./job.js";
+import { showJob, showShared } from "./job.js";
 import { showJobs } from "./jobs.js";
 import { showProfile } from "./profile.js";
 import { flash, loadMe, nextPage, pollStats, showView, state } from "./shell.js";
 
 // --- routing -------------------------------------------------------------------------------------
 
+// A shared result (/shared/<token>) is read-only and open to anyone with the link.
+const SHARED = location.pathname.match(/^\/shared\/([A-Za-z0-9_-]+)$/);
+
 function route() {
   const signal = nextPage();
   const hash = location.hash || "#/";
+  if (SHARED) {
+    showShared(SHARED[1], signal);
+    return;
+  }
   if (!session.token) {
     if (hash !== "#/") state.returnTo = hash;
     renderAuth();
@@ -24,7 +32,9 @@ function route() {
   show($("nav"));
   show($("account"));
   const job = hash.match(/^#\/jobs\/(\d+)$/);
+  const compare = hash.match(/^#\/compare\?ids=(\d+(?:,\d+)*)$/);
   if (job) showJob(Number(job[1]), signal);
+  else if (compare) showCompare(compare[1].split(",").map(Number), signal);
   else if (hash === "#/jobs") showJobs(signal);
   else if (hash === "#/profile") showProfile(signal);
   else showNew();
@@ -127,6 +137,13 @@ window.addEventListener("hashchange", () => {
   flash("");
   route();
 });
-if (session.token) loadMe().catch(() => {});
-route();
-pollStats();
+if (SHARED) {
+  // Not for search engines: the API says so in X-Robots-Tag as well.
+  document.head.append(el("meta", { name: "robots", content: "noindex, nofollow" }));
+  $("brand-link").removeAttribute("href");
+  route();
+} else {
+  if (session.token) loadMe().catch(() => {});
+  route();
+  pollStats();
+}

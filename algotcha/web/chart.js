@@ -181,7 +181,7 @@ function nearest(points, t) {
 }
 
 /** Round axis values (1, 2, 2.5, 5 × 10^k steps) covering [min, max]. */
-function niceTicks(min, max, count) {
+export function niceTicks(min, max, count) {
   if (min === max) {
     const pad = Math.abs(min) * 0.05 || 1;
     min -= pad;

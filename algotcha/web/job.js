@@ -1,5 +1,6 @@
 // One backtest: its place in line or progress, live, then the result (metrics, chart, trades).
 
+import { renderActions } from "./actions.js";
 import { FINAL, follow, get, request } from "./api.js";
 import { drawEquity } from "./chart.js";
 import * as fmt from "./format.js";
@@ -16,17 +17,22 @@ import {
   state,
   toPercent,
 } from "./shell.js";
+import { renderTearsheet } from "./tearsheet.js";
 
 const TRADES_PER_PAGE = 50;
+const RESULT_PARTS = ["job-live", "job-notice", "job-result", "job-details", "trades-card"];
 
-export async function showJob(id, signal) {
-  showView("job", `Backtest #${id}`);
-  $("job-title").textContent = `Backtest #${id}`;
+function resetJobView(title) {
+  showView("job", title);
+  $("job-title").textContent = title;
   $("job-meta").textContent = "";
   $("job-status").textContent = "";
   $("job-status").className = "badge";
-  for (const part of ["job-live", "job-notice", "job-result", "job-details", "trades-card"])
-    show($(part), false);
+  for (const part of [...RESULT_PARTS, "tearsheet", "result-actions", "shared-note"]) show($(part), false);
+}
+
+export async function showJob(id, signal) {
+  resetJobView(`Backtest #${id}`);
   try {
     let job = await get(`/api/backtest/queue/${id}`, { signal });
     renderJobHead(job);
@@ -57,10 +63,27 @@ export async function showJob(id, signal) {
   }
 }
 
+/** A result someone shared: read-only, opened without signing in. */
+export async function showShared(token, signal) {
+  resetJobView("Shared backtest");
+  show($("shared-note"));
+  try {
+    const job = await get(`/api/shared/${encodeURIComponent(token)}`, { signal });
+    renderJobHead(job);
+    renderSettings(job, { shared: true });
+    renderResult(job, signal, { shared: true, tradesPath: `/api/shared/${encodeURIComponent(token)}/trades` });
+  } catch (err) {
+    if (signal.aborted) return;
+    show($("shared-note"), false);
+    if (err.status === 404) notice("This link does not exist, was revoked, or has expired.", "error");
+    else failed(err);
+  }
+}
+
 function renderJobHead(job) {
   $("job-title").textContent = job.strategyName;
   document.title = `${job.strategyName} · Algotcha`;
-  setSegments($("job-meta"), [`#${job.id}`, job.symbol, job.timeframe, periodOf(job.payload)]);
+  setSegments($("job-meta"), [job.id ? `#${job.id}` : null, job.symbol, job.timeframe, periodOf(job.payload)]);
   badge($("job-status"), job.status);
 }
 
@@ -116,10 +139,10 @@ function renderFinal(job, signal) {
     notice(`This backtest failed: ${job.error || "no reason was recorded."}`, "error");
   else if (job.status === "cancelled") notice("This backtest was cancelled.", "info");
   if (job.status !== "completed" || !job.result) return;
-  renderResult(job, signal);
+  renderResult(job, signal, { shared: false, tradesPath: `/api/backtest/queue/${job.id}/trades` });
 }
 
-const METRICS = [
+export const METRICS = [
   ["totalReturn", "Total return", "percent"],
   ["cagr", "CAGR", "percent"],
   ["buyAndHoldReturn", "Buy and hold return", "percent"],
@@ -136,7 +159,7 @@ const METRICS = [
   ["feesPaid", "Fees paid", "money"],
 ];
 
-function metricText(value, kind) {
+export function metricText(value, kind) {
   if (kind === "percent") return fmt.percent(value, { signed: true });
   if (kind === "share") return fmt.percent(value);
   if (kind === "money") return fmt.money(value);
@@ -144,8 +167,8 @@ function metricText(value, kind) {
   return fmt.ratio(value);
 }
 
-function renderResult(job, signal) {
-  const { metrics, trades, equityCurve } = job.result;
+function renderResult(job, signal, { shared, tradesPath }) {
+  const { metrics, trades, equityCurve, tradeCount, tearsheet } = job.result;
   renderKpis(metrics);
   renderMetrics(metrics);
   show($("job-result"));
@@ -154,7 +177,9 @@ function renderResult(job, signal) {
   show($("trades-card"));
   const initial = (job.payload && job.payload.initialCapital) || (equityCurve[0] && equityCurve[0].equity);
   renderChart(equityCurve, initial || 0, signal);
-  renderTrades(trades);
+  renderTrades(trades, tradeCount ?? trades.length, tradesPath, signal);
+  renderTearsheet(tearsheet);
+  renderActions(job.id, shared);
 }
 
 function renderKpis(metrics) {
@@ -234,14 +259,30 @@ function renderChart(equityCurve, initial, signal) {
   );
 }
 
-function renderTrades(trades) {
+/**
+ * The trades table, 50 to a page: the job document carries the first page of trades, the
+ * rest is read from `tradesPath` (?after=&limit=) when a page needs it.
+ */
+function renderTrades(firstPage, total, tradesPath, signal) {
   let pageIndex = 0;
-  const pages = Math.max(1, Math.ceil(trades.length / TRADES_PER_PAGE));
-  const render = () => {
+  const pages = Math.max(1, Math.ceil(total / TRADES_PER_PAGE));
+  const slice = async (from) => {
+    if (from + TRADES_PER_PAGE <= firstPage.length || firstPage.length >= total)
+      return firstPage.slice(from, from + TRADES_PER_PAGE);
+    const page = await get(`${tradesPath}?after=${from}&limit=${TRADES_PER_PAGE}`, { signal });
+    return page.trades;
+  };
+  const render = async () => {
     const from = pageIndex * TRADES_PER_PAGE;
-    const slice = trades.slice(from, from + TRADES_PER_PAGE);
+    let rows;
+    try {
+      rows = await slice(from);
+    } catch (err) {
+      failed(err);
+      return;
+    }
     $("trades-table").tBodies[0].replaceChildren(
-      ...slice.map((t, i) =>
+      ...rows.map((t, i) =>
         el(
           "tr",
           {},
@@ -258,15 +299,15 @@ function renderTrades(trades) {
         ),
       ),
     );
-    if (!trades.length) {
+    if (!total) {
       $("trades-table").tBodies[0].append(
         el("tr", {}, el("td", { colspan: 10, class: "muted" }, "No trades: the rules never fired.")),
       );
     }
-    $("trades-range").textContent = trades.length
-      ? `${fmt.count(from + 1)}–${fmt.count(from + slice.length)} of ${fmt.count(trades.length)}`
+    $("trades-range").textContent = total
+      ? `${fmt.count(from + 1)}–${fmt.count(from + rows.length)} of ${fmt.count(total)}`
       : "";
-    $("trades-page").textContent = `Page ${pageIndex + 1} of ${pages}`;
+    $("trades-page").textContent = `Page ${pageIndex + 1} of ${fmt.count(pages)}`;
     $("trades-prev").disabled = pageIndex === 0;
     $("trades-next").disabled = pageIndex >= pages - 1;
   };
@@ -283,7 +324,7 @@ function renderTrades(trades) {
 }
 
 /** The run's settings (its stored payload), shown while it waits and beside the result. */
-function renderSettings(job) {
+function renderSettings(job, { shared = false } = {}) {
   const payload = job.payload || {};
   const pct = (v) => (v === null || v === undefined ? "none" : `${toPercent(v)} %`);
   const items = [
@@ -299,7 +340,7 @@ function renderSettings(job) {
       payload[rule],
       "code",
     ]),
-    ["Submitted", `${fmt.dateTime(job.createdAt)} UTC`],
+    job.createdAt ? ["Submitted", `${fmt.dateTime(job.createdAt)} UTC`] : null,
     job.completedAt ? ["Finished", `${fmt.dateTime(job.completedAt)} UTC`] : null,
     job.result
       ? ["Bars", `${fmt.count(job.result.bars)} · computed in ${fmt.count(job.result.elapsedMs)} ms`]
@@ -314,7 +355,7 @@ function renderSettings(job) {
   $("job-rerun").onclick = () => {
     state.rerun = payload;
   };
-  show($("job-rerun"), Boolean(job.payload));
+  show($("job-rerun"), Boolean(job.payload) && !shared);
   show($("metrics-card"), false);
   $("job-details").classList.add("single");
   show($("job-details"));

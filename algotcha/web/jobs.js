@@ -6,6 +6,26 @@ import { $, el, show } from "./format.js";
 import { badge, failed, showView } from "./shell.js";
 
 const LIST_PAGE = 20;
+const COMPARE_MIN = 2;
+const COMPARE_MAX = 6;
+
+// Completed runs ticked for comparison, kept while the list refreshes.
+const picked = new Set();
+
+function updateCompareBar() {
+  const n = picked.size;
+  $("compare-go").disabled = n < COMPARE_MIN || n > COMPARE_MAX;
+  $("compare-hint").textContent =
+    n === 0
+      ? `Tick ${COMPARE_MIN} to ${COMPARE_MAX} completed backtests to compare them.`
+      : n > COMPARE_MAX
+        ? `${n} selected: compare at most ${COMPARE_MAX}.`
+        : `${n} selected${n < COMPARE_MIN ? `: tick at least ${COMPARE_MIN}` : ""}.`;
+}
+
+$("compare-go").addEventListener("click", () => {
+  location.hash = `#/compare?ids=${[...picked].join(",")}`;
+});
 
 export async function showJobs(signal) {
   showView("jobs", "My backtests");
@@ -13,6 +33,8 @@ export async function showJobs(signal) {
   list.replaceChildren();
   show($("jobs-empty"), false);
   show($("jobs-more"), false);
+  picked.clear();
+  updateCompareBar();
   let items = [];
   const rows = new Map();
 
@@ -64,16 +86,27 @@ export async function showJobs(signal) {
 
 function jobRow(item) {
   const link = el("a", { class: "job-name", href: `#/jobs/${item.id}` });
+  const pick = el("input", { type: "checkbox", class: "job-pick", "aria-label": `Compare #${item.id}` });
+  pick.addEventListener("change", () => {
+    if (pick.checked) picked.add(item.id);
+    else picked.delete(item.id);
+    updateCompareBar();
+  });
   return el(
     "li",
     { class: "job-row", "data-id": item.id },
+    el("div", { class: "job-pick-box" }, pick),
     el("div", { class: "job-main" }, link, el("p", { class: "job-sub" })),
     el("div", { class: "job-state" }),
   );
 }
 
 function updateRow(row, item) {
-  const [main, stateBox] = row.children;
+  const [pickBox, main, stateBox] = row.children;
+  const pick = pickBox.firstChild;
+  pick.disabled = item.status !== "completed";
+  pick.title = pick.disabled ? "Only completed backtests can be compared" : "Select to compare";
+  pick.setAttribute("aria-label", `Compare ${item.strategyName} (#${item.id})`);
   main.firstChild.textContent = item.strategyName;
   main.lastChild.textContent = [`#${item.id}`, item.symbol, item.timeframe, fmt.ago(item.createdAt)]
     .filter(Boolean)

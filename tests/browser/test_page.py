@@ -144,7 +144,7 @@ def test_a_trader_queues_two_backtests_watches_the_second_to_its_result_and_canc
     page.locator(f"#job-list li[data-id='{second}']").get_by_role(
         "link", name="View result"
     ).click()
-    page.get_by_role("link", name="Edit and run again").click()
+    page.get_by_role("link", name="Run again with changes").click()
     expect(page.get_by_label("Strategy name")).to_have_value("SMA cross, second")
     expect(page.get_by_label("Long entry")).to_have_value("crossover(sma(close, 3), sma(close, 8))")
 
