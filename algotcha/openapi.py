@@ -335,12 +335,109 @@ def _paths() -> dict[str, Any]:
     }
 
 
+_TRADE_PAGE = [
+    {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+]
+_TOKEN = [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}]
+
+
+def _download(media_type: str, description: str) -> dict[str, Any]:
+    return {
+        "security": _AUTH,
+        "parameters": _ID,
+        "responses": {
+            "200": {"description": description, "content": {media_type: {"schema": {}}}},
+            **_errors(401, 404, 409, 422),
+        },
+    }
+
+
+def _result_paths() -> dict[str, Any]:
+    """Compare, trades pages, exports and share links (docs/api.md, "Results")."""
+    page = _json({"type": "object", "required": ["count", "after", "trades", "next"]})
+    return {
+        "/api/backtest/compare": {
+            "get": {
+                "security": _AUTH,
+                "parameters": [
+                    {
+                        "name": "ids",
+                        "in": "query",
+                        "required": True,
+                        "description": "2 to 6 ids of the caller's completed backtests",
+                        "schema": {"type": "string", "pattern": "^[0-9]+(,[0-9]+)*$"},
+                    }
+                ],
+                "responses": {"200": _json({"type": "object"}), **_errors(401, 404, 409, 422)},
+            }
+        },
+        "/api/backtest/queue/{id}/trades": {
+            "get": {
+                "security": _AUTH,
+                "parameters": _ID + _TRADE_PAGE,
+                "responses": {"200": page, **_errors(401, 404, 409, 422)},
+            }
+        },
+        "/api/backtest/queue/{id}/trades.csv": {"get": _download("text/csv", "trades.csv")},
+        "/api/backtest/queue/{id}/equity.csv": {"get": _download("text/csv", "equity.csv")},
+        "/api/backtest/queue/{id}/result.json": {
+            "get": _download("application/json", "the result with every trade")
+        },
+        "/api/backtest/queue/{id}/share": {
+            "post": {
+                "security": _AUTH,
+                "parameters": _ID,
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "expiresInDays": {
+                                        "type": "number",
+                                        "minimum": 1,
+                                        "maximum": 365,
+                                    }
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json({"type": "object", "required": ["url", "expiresAt"]}, "Created"),
+                    **_errors(400, 401, 404, 409, 413, 422),
+                },
+            },
+            "delete": {
+                "security": _AUTH,
+                "parameters": _ID,
+                "responses": {"204": {"description": "Revoked"}, **_errors(401, 404, 422)},
+            },
+        },
+        "/api/shared/{token}": {
+            "get": {
+                "parameters": _TOKEN,
+                "responses": {"200": _json({"type": "object"}), **_errors(404)},
+            }
+        },
+        "/api/shared/{token}/trades": {
+            "get": {
+                "parameters": _TOKEN + _TRADE_PAGE,
+                "responses": {"200": page, **_errors(404, 422)},
+            }
+        },
+    }
+
+
 def document(server_url: str) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Algotcha backtest queue", "version": algotcha.__version__},
         "servers": [{"url": server_url}],
-        "paths": _paths(),
+        "paths": {**_paths(), **_result_paths()},
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {
