@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from http import HTTPStatus
 from typing import Any
@@ -43,13 +44,21 @@ def problem(
     return ProblemResponse(body, status_code=status, headers=headers)
 
 
+# A share link's token opens its result: a log line must not carry it.
+_SHARE_TOKEN = re.compile(r"(/shared/)[^/]+")
+
+
+def loggable_path(path: str) -> str:
+    return _SHARE_TOKEN.sub(r"\1<token>", path)
+
+
 async def handle(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AlgotchaError)
     if exc.status >= 500:
         logger.warning(
             "event=request_unavailable method=%s path=%s detail=%r",
             request.method,
-            request.url.path,
+            loggable_path(request.url.path),
             exc.detail,
         )
     return problem(
@@ -75,7 +84,7 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
         "event=unhandled_error incident=%s method=%s path=%s",
         incident,
         request.method,
-        request.url.path,
+        loggable_path(request.url.path),
     )
     return problem(500, f"an internal error occurred (incident {incident})")
 
