@@ -179,7 +179,7 @@ def _metric_row(key: str, values: list[Any]) -> MetricRow:
 
 def _rebased_curves(jobs: list[JobRow]) -> tuple[list[str], list[list[float | None]]]:
     """Every run's curve on the union of their times: the last known equity at or before each
-    time (None before the run's first point), divided by the run's initial capital."""
+    time (None outside the run's first and last point), divided by the run's initial capital."""
     curves = [(job.result or {}).get("equity_curve") or [] for job in jobs]
     # ISO 8601 'Z' times of one format sort as text.
     times = sorted({point["t"] for curve in curves for point in curve})
@@ -192,7 +192,8 @@ def _rebased_curves(jobs: list[JobRow]) -> tuple[list[str], list[list[float | No
             while at < len(curve) and curve[at]["t"] <= t:
                 last = curve[at]["equity"]
                 at += 1
-            values.append(None if last is None else last / base)
+            ended = at == len(curve) and bool(curve) and t > curve[-1]["t"]
+            values.append(None if last is None or ended else last / base)
         series.append(values)
     return times, series
 
