@@ -2,7 +2,7 @@
 
 import { get } from "./api.js";
 import { $, el } from "./format.js";
-import { drawLines } from "./plots.js";
+import { drawLines, keepDrawn } from "./plots.js";
 import { METRICS, metricText } from "./job.js";
 import { failed, showView } from "./shell.js";
 
@@ -17,7 +17,7 @@ export async function showCompare(ids, signal) {
   for (const id of ["compare-chart", "compare-legend", "compare-metrics", "compare-settings"]) $(id).replaceChildren();
   try {
     const body = await get(`/api/backtest/compare?ids=${ids.join(",")}`, { signal });
-    renderCompare(body);
+    renderCompare(body, signal);
   } catch (err) {
     failed(err);
   }
@@ -32,14 +32,14 @@ function runHeader(run, i) {
   );
 }
 
-function renderCompare(body) {
+function renderCompare(body, signal) {
   const { runs, metrics, settings, equity } = body;
   $("compare-legend").replaceChildren(
     ...runs.map((run, i) =>
       el("span", {}, el("span", { class: `key key-line series-${i}` }), `${run.strategyName} (#${run.id})`),
     ),
   );
-  drawLines($("compare-chart"), {
+  const chart = {
     times: equity.t,
     series: equity.series.map((values, i) => ({
       values,
@@ -50,7 +50,8 @@ function renderCompare(body) {
     reference: 1,
     label: `Equity of ${runs.length} backtests, each divided by its initial capital`,
     height: 320,
-  });
+  };
+  keepDrawn($("compare-chart"), () => drawLines($("compare-chart"), chart), signal);
   const head = el("thead", {}, el("tr", {}, el("th", { scope: "col" }, ""), ...runs.map(runHeader)));
   $("compare-metrics").replaceChildren(
     head,

@@ -3,6 +3,7 @@
 import { renderActions } from "./actions.js";
 import { FINAL, follow, get, request } from "./api.js";
 import { drawEquity } from "./chart.js";
+import { keepDrawn } from "./plots.js";
 import * as fmt from "./format.js";
 import { $, el, show } from "./format.js";
 import {
@@ -178,7 +179,7 @@ function renderResult(job, signal, { shared, tradesPath }) {
   const initial = (job.payload && job.payload.initialCapital) || (equityCurve[0] && equityCurve[0].equity);
   renderChart(equityCurve, initial || 0, signal);
   renderTrades(trades, tradeCount ?? trades.length, tradesPath, signal);
-  renderTearsheet(tearsheet);
+  renderTearsheet(tearsheet, signal);
   renderActions(job.id, shared);
 }
 
@@ -240,23 +241,7 @@ function renderMetrics(metrics) {
 
 /** The chart is drawn at the container's width, so it is drawn again when the window resizes. */
 function renderChart(equityCurve, initial, signal) {
-  const chart = $("chart");
-  let width = chart.clientWidth;
-  drawEquity(chart, equityCurve, initial);
-  let timer = 0;
-  const redraw = () => {
-    if (chart.clientWidth === width) return; // a height change leaves the drawing as it is
-    width = chart.clientWidth;
-    drawEquity(chart, equityCurve, initial);
-  };
-  window.addEventListener(
-    "resize",
-    () => {
-      clearTimeout(timer);
-      timer = setTimeout(redraw, 150);
-    },
-    { signal },
-  );
+  keepDrawn($("chart"), () => drawEquity($("chart"), equityCurve, initial), signal);
 }
 
 /**

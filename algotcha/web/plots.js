@@ -5,6 +5,25 @@ import { el, svg } from "./format.js";
 
 const MARGIN = { top: 12, right: 12, bottom: 26, left: 48 };
 
+/** Calls draw() now and again whenever the container's width changes, until `signal` aborts. */
+export function keepDrawn(container, draw, signal) {
+  let width = container.clientWidth;
+  draw();
+  let timer = 0;
+  window.addEventListener(
+    "resize",
+    () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        if (container.clientWidth === width) return;
+        width = container.clientWidth;
+        draw();
+      }, 150);
+    },
+    { signal },
+  );
+}
+
 function frame(container, height) {
   const width = Math.max(280, container.clientWidth || 600);
   return { width, height, plotW: width - MARGIN.left - MARGIN.right, plotH: height - MARGIN.top - MARGIN.bottom };

@@ -2,32 +2,34 @@
 
 import * as fmt from "./format.js";
 import { $, el, show } from "./format.js";
-import { drawBars, drawLines } from "./plots.js";
+import { drawBars, drawLines, keepDrawn } from "./plots.js";
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 /** Renders `sheet` (result.tearsheet); hides the section for results stored without one. */
-export function renderTearsheet(sheet) {
+export function renderTearsheet(sheet, signal) {
   show($("tearsheet"), Boolean(sheet && sheet.monthlyReturns));
   if (!sheet || !sheet.monthlyReturns) return;
   renderMonthly(sheet.monthlyReturns);
   renderDrawdowns(sheet.drawdowns);
   renderTradeStats(sheet);
   const rolling = sheet.rollingSharpe || [];
-  drawLines($("sharpe-chart"), {
+  const sharpe = {
     times: rolling.map((p) => p.t),
     series: [{ values: rolling.map((p) => p.sharpe), cls: "series-0", label: "Rolling 30-day Sharpe" }],
     format: (v) => fmt.ratio(v),
     reference: 0,
     label: "Rolling 30-day Sharpe ratio over time",
-  });
+  };
+  keepDrawn($("sharpe-chart"), () => drawLines($("sharpe-chart"), sharpe), signal);
   const hist = sheet.tradeReturns || { edges: [], counts: [] };
-  drawBars($("returns-chart"), {
+  const bars = {
     edges: hist.edges,
     counts: hist.counts,
     format: (v) => fmt.percent(v, { digits: 1 }),
     label: "Distribution of trade returns",
-  });
+  };
+  keepDrawn($("returns-chart"), () => drawBars($("returns-chart"), bars), signal);
 }
 
 function cell(value, tag = "td") {

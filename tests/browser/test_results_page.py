@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from algotcha.config import Settings
-from tests.browser.test_page import register
+from tests.browser.test_page import assert_no_horizontal_scroll, register
 from tests.fixtures.app import LiveServer, payload
 from tests.fixtures.browser import PageProblems
 from tests.fixtures.results import run_queued
@@ -87,6 +87,11 @@ def test_three_runs_side_by_side(
         re.compile("^stopLoss"),
     ])  # fmt: skip
     page.screenshot(path=artifacts / "compare.png", full_page=True)
+    page.set_viewport_size({"width": 375, "height": 812})
+    expect(page.locator("#compare-chart svg")).to_have_attribute("width", re.compile(r"^[23]\d\d$"))
+    expect(lines).to_have_count(3)
+    assert_no_horizontal_scroll(page)
+    page.screenshot(path=artifacts / "compare-mobile.png", full_page=True)
     assert page_problems.errors == []
 
 
@@ -149,6 +154,11 @@ def test_the_tearsheet_exports_share_link_and_rerun_of_a_result(
     url_box = page.get_by_label("Read-only link")
     expect(url_box).to_have_value(re.compile(r"/shared/[A-Za-z0-9_-]{40,}$"))
     page.screenshot(path=artifacts / "share-link.png")
+    page.set_viewport_size({"width": 375, "height": 812})
+    expect(page.locator("#sharpe-chart svg")).to_have_attribute("width", re.compile(r"^[23]\d\d$"))
+    assert_no_horizontal_scroll(page)
+    page.screenshot(path=artifacts / "result-tearsheet-mobile.png", full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
     link = url_box.input_value()
     path = link[link.index("/shared/") :]
     stranger = browser.new_context(base_url=api.url, viewport={"width": 1280, "height": 900})
