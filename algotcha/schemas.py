@@ -520,7 +520,9 @@ def render_result(result: dict[str, Any], trades_path: str) -> dict[str, Any]:
     """A stored result: `trades` is its first page, `tradeCount` the number of trades, and
     `tradesNext` the link to the page after it (None when the first page holds them all)."""
     out: dict[str, Any] = camel_keys(result)
-    trades = out.get("trades") or []
+    if "trades" not in out:  # a result of another kind (a sweep's) has no trades to page
+        return out
+    trades = out["trades"] or []
     count = out.get("tradeCount")
     if count is None:  # stored before trades had their own table: the JSON holds them all
         count = out["tradeCount"] = len(trades)
