@@ -15,7 +15,7 @@ import engine
 from algotcha.db.jobs import JobRow
 from algotcha.db.users import UserRow
 from algotcha.errors import FieldError, MalformedJSONError, ValidationError
-from algotcha.services import results, telegram_links
+from algotcha.services import results, telegram_links, trade_log
 from algotcha.services.job_events import EventId
 from algotcha.services.jobs import JobEvent, QueuedJob, QueueStats
 
@@ -526,6 +526,7 @@ def render_result(result: dict[str, Any], trades_path: str) -> dict[str, Any]:
     count = out.get("tradeCount")
     if count is None:  # stored before trades had their own table: the JSON holds them all
         count = out["tradeCount"] = len(trades)
+        trades = out["trades"] = trades[: trade_log.FIRST_PAGE]
     shown = len(trades)
     following = f"{trades_path}?after={shown}&limit={TRADES_PAGE_MAX}"
     out["tradesNext"] = following if shown < count else None

@@ -252,3 +252,50 @@ def test_rerun_submits_the_stored_settings_with_one_change(make_user: Any, compl
     again = user.client.get(r.headers["location"]).json()["payload"]
     assert again == changed
     assert {k for k in payload if payload[k] != again[k]} == {"takeProfit"}
+
+
+def test_a_result_stored_before_trades_had_their_own_table_is_served_the_same_way(
+    make_user: Any, completed: Any, db: psycopg.Connection
+) -> None:
+    user = make_user()
+    job_id = completed(user, **BUSY)
+    whole = user.client.get(f"/api/backtest/queue/{job_id}/result.json").json()
+    snake = [
+        {
+            "side": t["side"],
+            "entry_time": t["entryTime"],
+            "entry_price": t["entryPrice"],
+            "exit_time": t["exitTime"],
+            "exit_price": t["exitPrice"],
+            "quantity": t["quantity"],
+            "pnl": t["pnl"],
+            "return_pct": t["returnPct"],
+            "exit_reason": t["exitReason"],
+        }
+        for t in whole["trades"]
+    ]
+    # The former layout: every trade in the job's JSON, no count, no chunks, no tearsheet.
+    db.execute("DELETE FROM backtest_trade_chunk WHERE job_id = %s", (job_id,))
+    db.execute(
+        """
+        UPDATE backtest_job
+        SET result = (result - 'trade_count' - 'tearsheet')
+                     || jsonb_build_object('trades', %s::jsonb)
+        WHERE id = %s
+        """,
+        (json.dumps(snake), job_id),
+    )
+    result = user.client.get(f"/api/backtest/queue/{job_id}").json()["result"]
+    assert result["tradeCount"] == len(snake) > 100
+    assert result["trades"] == whole["trades"][:100]
+    assert result["tradesNext"] == f"/api/backtest/queue/{job_id}/trades?after=100&limit=1000"
+    paged = all_pages(user.client, f"/api/backtest/queue/{job_id}/trades", limit=77)
+    assert paged == whole["trades"]
+    rows = list(
+        csv.DictReader(
+            io.StringIO(user.client.get(f"/api/backtest/queue/{job_id}/trades.csv").text)
+        )
+    )
+    assert [float(r["pnl"]) for r in rows] == [t["pnl"] for t in whole["trades"]]
+    again = user.client.get(f"/api/backtest/queue/{job_id}/result.json").json()
+    assert again["trades"] == whole["trades"]
