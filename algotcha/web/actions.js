@@ -39,7 +39,8 @@ export function renderActions(id, shared) {
 
 async function createLink(base) {
   try {
-    const link = await request("POST", `${base}/share`, {});
+    const days = $("share-days").value;
+    const link = await request("POST", `${base}/share`, days ? { expiresInDays: Number(days) } : {});
     $("share-url").value = link.url;
     $("share-expiry").textContent = link.expiresAt
       ? `Works until ${link.expiresAt.slice(0, 16).replace("T", " ")} UTC.`

@@ -8,6 +8,26 @@ import { failed, showView } from "./shell.js";
 
 const LABELS = new Map(METRICS.map(([key, label, kind]) => [key, [label, kind]]));
 
+// The form's own words for the payload fields (RunBacktestDto, API.md order).
+const SETTING_LABELS = {
+  strategyName: "Strategy name",
+  symbol: "Dataset",
+  timeframe: "Timeframe",
+  start: "From",
+  end: "To",
+  initialCapital: "Initial capital",
+  feeRate: "Fee per side",
+  slippage: "Slippage per side",
+  positionSize: "Position size",
+  longEntry: "Long entry",
+  longExit: "Long exit",
+  shortEntry: "Short entry",
+  shortExit: "Short exit",
+  stopLoss: "Stop loss",
+  takeProfit: "Take profit",
+  trailingStop: "Trailing stop",
+};
+
 function settingText(value) {
   return value === null || value === undefined ? "none" : String(value);
 }
@@ -85,7 +105,12 @@ function renderCompare(body, signal) {
         el(
           "tr",
           { class: row.differs ? "differs" : "" },
-          el("th", { scope: "row" }, row.key, row.differs ? el("span", { class: "sr-only" }, " (differs)") : null),
+          el(
+            "th",
+            { scope: "row" },
+            SETTING_LABELS[row.key] || row.key,
+            row.differs ? el("span", { class: "sr-only" }, " (differs)") : null,
+          ),
           ...row.values.map((value) => el("td", { class: "num setting" }, settingText(value))),
         ),
       ),

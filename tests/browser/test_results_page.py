@@ -83,8 +83,8 @@ def test_three_runs_side_by_side(
     )
     differs = page.locator("#compare-settings tr.differs th")
     expect(differs).to_have_text([
-        re.compile("^strategyName"), re.compile("^longEntry"), re.compile("^longExit"),
-        re.compile("^stopLoss"),
+        re.compile("^Strategy name"), re.compile("^Long entry"), re.compile("^Long exit"),
+        re.compile("^Stop loss"),
     ])  # fmt: skip
     page.screenshot(path=artifacts / "compare.png", full_page=True)
     page.set_viewport_size({"width": 375, "height": 812})
@@ -150,9 +150,13 @@ def test_the_tearsheet_exports_share_link_and_rerun_of_a_result(
     assert rows[100]["number"] == "101" and rows[0]["entry_time"].endswith("Z")
 
     # Share: the link opens in a fresh browser (no token), without the owner's email.
+    page.get_by_label("Link expires").select_option("7")
     page.get_by_role("button", name="Create share link").click()
     url_box = page.get_by_label("Read-only link")
     expect(url_box).to_have_value(re.compile(r"/shared/[A-Za-z0-9_-]{40,}$"))
+    expect(page.locator("#share-expiry")).to_have_text(
+        re.compile(r"^Works until \d{4}-\d\d-\d\d \d\d:\d\d UTC\.$")
+    )
     page.screenshot(path=artifacts / "share-link.png")
     page.set_viewport_size({"width": 375, "height": 812})
     expect(page.locator("#sharpe-chart svg")).to_have_attribute("width", re.compile(r"^[23]\d\d$"))
