@@ -104,6 +104,17 @@ def test_rolling_sharpe_is_mean_over_sample_deviation_times_root_365() -> None:
     assert points[1]["sharpe"] == pytest.approx(mean / sd * math.sqrt(365))
 
 
+def test_rolling_sharpe_of_a_long_run_is_thinned_keeping_the_last_day() -> None:
+    days = np.arange(day("2020-01-01"), day("2020-01-01") + 1500, dtype=np.int64)
+    daily = 100.0 * np.cumprod(1 + np.sin(np.arange(1500.0)) / 100)
+    points = tearsheet.rolling_sharpe(days, daily, 100.0)
+    assert len(points) <= tearsheet.MAX_ROLLING_POINTS
+    assert points[-1]["t"] == tearsheet._day_iso(int(days[-1]))
+    assert points[0]["t"] >= tearsheet._day_iso(int(days[29]))
+    stamps = [p["t"] for p in points]
+    assert stamps == sorted(set(stamps))
+
+
 def test_rolling_sharpe_is_none_where_returns_do_not_vary() -> None:
     days = days_of("2024-01-01", "2024-01-02", "2024-01-03")
     points = tearsheet.rolling_sharpe(days, np.array([100.0, 100.0, 100.0]), 100.0, window=2)
