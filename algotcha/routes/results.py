@@ -11,14 +11,13 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from algotcha import auth, exports, schemas
-from algotcha.db.jobs import JobRow
 from algotcha.routes import pages
 from algotcha.services import results
 
 NOINDEX = {"X-Robots-Tag": "noindex, nofollow"}
 
 
-async def _own_result(request: Request) -> JobRow:
+async def _own_result(request: Request) -> results.CompletedJob:
     user_id = auth.current_user(request)
     job_id = schemas.parse_id(request.path_params["id"])
     return await run_in_threadpool(results.completed_for_user, request.state.pool, user_id, job_id)
@@ -41,7 +40,7 @@ def _download(pieces: Iterator[str], media_type: str, name: str) -> Response:
     )
 
 
-def _all_trades(request: Request, job: JobRow) -> Iterator[list[dict[str, Any]]]:
+def _all_trades(request: Request, job: results.CompletedJob) -> Iterator[list[dict[str, Any]]]:
     return results.all_trades(request.state.pool, job)
 
 

@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 COMPARE_MIN, COMPARE_MAX = 2, 6
 
+# The row of a job with a result, under the name routes know it by (they never import db/).
+CompletedJob = JobRow
+
 
 @dataclass(frozen=True)
 class TradePage:

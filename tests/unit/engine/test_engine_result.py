@@ -243,9 +243,12 @@ def test_trade_list_is_a_sequence_of_trades() -> None:
 def test_as_dict_names_every_key_with_the_given_function() -> None:
     index = pd.date_range("2024-01-01", periods=200, freq="1h", tz="UTC")
     _, listed = _reversals(index)
-    made = BacktestResult({"total_return": 0.5}, listed, [(index[0], 1.0)], 200, 1.0)
+    sheet = {"monthly_returns": [{"year": 2024, "months": [0.1] + [None] * 11}]}
+    made = BacktestResult({"total_return": 0.5}, listed, [(index[0], 1.0)], 200, 1.0, sheet)
     upper = made.as_dict(keys=str.upper)
-    assert set(upper) == {"METRICS", "TRADES", "EQUITY_CURVE", "BARS", "ELAPSED_MS"}
+    assert set(upper) == {"METRICS", "TRADES", "EQUITY_CURVE", "BARS", "ELAPSED_MS", "TEARSHEET"}
+    months = [0.1] + [None] * 11
+    assert upper["TEARSHEET"] == {"MONTHLY_RETURNS": [{"YEAR": 2024, "MONTHS": months}]}
     assert set(upper["TRADES"][0]) == {name.upper() for name in made.as_dict()["trades"][0]}
     assert upper["METRICS"] == {"TOTAL_RETURN": 0.5}
     assert upper["EQUITY_CURVE"] == [{"T": "2024-01-01T00:00:00Z", "EQUITY": 1.0}]
