@@ -171,6 +171,7 @@ def test_compare_takes_two_to_six_of_the_users_own_completed_runs(
         assert r.status_code == 422, ids
         assert r.json()["errors"][0]["field"] == "ids"
     assert user.client.get("/api/backtest/compare?ids=1,abc").status_code == 422
+    assert user.client.get("/api/backtest/compare?ids=\u00b2,\u00b3").status_code == 422
     queued = user.submit().json()["queueId"]
     assert user.client.get(f"/api/backtest/compare?ids={mine[0]},{queued}").status_code == 409
     assert httpx.get(f"{user.client.base_url}/api/backtest/compare?ids=1,2").status_code == 401
