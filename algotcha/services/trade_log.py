@@ -43,8 +43,13 @@ Chunk = tuple[int, int, bytes]  # first trade number (from 1), trade count, enco
 
 
 def split(result: dict[str, Any]) -> tuple[dict[str, Any], list[Chunk]]:
-    """The result as the job row keeps it (first page, count) and its trades in chunks."""
-    trades: list[dict[str, Any]] = result.get("trades") or []
+    """The result as the job row keeps it (first page, count) and its trades in chunks.
+
+    A result without a trades list (a sweep's) is kept as it is.
+    """
+    if not isinstance(result.get("trades"), list):
+        return result, []
+    trades: list[dict[str, Any]] = result["trades"]
     head = {
         **result,
         "trades": trades[:FIRST_PAGE],
