@@ -1,4 +1,5 @@
-"""run_backtest(job_id): woken by a submit, runs the job at the head of the queue to its end."""
+"""run_backtest(job_id): woken by a submit or a sweep's chunk, runs one thing to its end: the
+next chunk of the running sweep if there is one, else the job at the head of the queue."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import logging
 
 import dramatiq
 
-from actors import progress
+from actors import chunk, progress
 from actors.broker import runtime
 from algotcha import queues
-from algotcha.services import execution, jobs
+from algotcha.services import chunks, execution, jobs
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +28,15 @@ _TIME_LIMIT_MS = int((_rt.settings.backtest_time_limit_s + 120) * 1000)
 )
 def run_backtest(job_id: int) -> None:
     rt = runtime()
+    claimed = chunks.claim(rt.pool, rt.worker_id)
+    if claimed is not None:
+        chunk.run(rt, claimed)
+        return
     job = jobs.claim(rt.pool, job_id, rt.worker_id)
     if job is None:
+        return
+    if job.kind != "backtest":
+        chunk.start(rt, job)
         return
     ticker = progress.Ticker(rt.pool, job.id, rt.worker_id)
     outcome = execution.run(

@@ -13,7 +13,7 @@ from actors import process, progress
 from algotcha import queues
 from algotcha.config import Settings
 from algotcha.db import pool as db_pool
-from algotcha.services import execution, jobs, outbox, workers
+from algotcha.services import chunks, execution, jobs, outbox, workers
 from monitoring.collector import QueueCollector
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class BacktestWorker:
         dead = workers.dead_predecessors(pool, rt.worker_id)
         if dead:
             jobs.recover_from(pool, dead, self.settings)
+            chunks.recover(pool, rt.broker, self.settings, dead)
         outbox.publish_pending(pool, rt.broker, grace_s=outbox.PUBLISH_GRACE_S)
         self.heartbeat = workers.heartbeat_thread(
             pool, rt.worker_id, self.settings.heartbeat_interval_s

@@ -37,6 +37,7 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"
     max_queued_per_user: int = 5
     max_sweep_combinations: int = 10_000
+    max_sweeps_per_user: int = 1
     max_body_bytes: int = 64 * 1024
     backtest_time_limit_s: float = 30 * 60
     max_attempts: int = 3
@@ -174,6 +175,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         max_sweep_combinations=get(
             "MAX_SWEEP_COMBINATIONS", _positive_int, defaults.max_sweep_combinations
         ),
+        max_sweeps_per_user=get("MAX_SWEEPS_PER_USER", _positive_int, defaults.max_sweeps_per_user),
         max_body_bytes=get("MAX_BODY_BYTES", _positive_int, defaults.max_body_bytes),
         backtest_time_limit_s=get(
             "BACKTEST_TIME_LIMIT", _positive_float, defaults.backtest_time_limit_s

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -270,26 +271,74 @@ def payload_dict(request: engine.BacktestRequest) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class SweepSubmission:
+    """A sweep ready to queue: its JSON as validated (what the job stores and its chunks
+    re-read), the engine's request with the payload checked against the data, its size."""
+
+    document: dict[str, Any]
+    request: engine.SweepRequest
+    combinations: int
+    unit_bars: int  # bars each combination runs over (an estimate from the data's metadata)
+
+
+@dataclass(frozen=True)
 class SubmitBody:
-    request: engine.BacktestRequest
+    """A backtest (`request`) or a sweep (`sweep`): exactly one of them is set."""
+
+    request: engine.BacktestRequest | None
     notify_via: str | None
+    sweep: SweepSubmission | None = None
 
 
-def parse_submit(body: bytes, store: engine.BarStore) -> SubmitBody:
-    """The queue's body, validated fully: types, ranges, rules, and the stored data range."""
+def parse_submit(
+    body: bytes,
+    store: engine.BarStore,
+    *,
+    max_combinations: int = engine.grid.MAX_COMBINATIONS,
+) -> SubmitBody:
+    """The queue's body, validated fully: types, ranges, rules, and the stored data range;
+    `{payload}` queues a backtest, `{sweep}` a parameter sweep."""
     obj = parse_json(body)
     errors: list[FieldError] = []
     r = _Reader(obj, "", errors)
     notify_via = r.take("notifyVia", _choice(*NOTIFY_CHANNELS), default=None)
-    raw_payload = r.take("payload", lambda v: v)
+    raw_payload = r.take("payload", lambda v: v, default=None)
+    raw_sweep = r.take("sweep", lambda v: v, default=None)
     r.finish()
+    if (raw_payload is None) == (raw_sweep is None) and not errors:
+        field = "payload" if raw_payload is None else "sweep"
+        message = (
+            "give payload (a backtest) or sweep (a parameter sweep)"
+            if raw_payload is None
+            else "give payload or sweep, not both"
+        )
+        errors.append(FieldError(field, message))
     _raise_if(errors)
+    if raw_sweep is not None:
+        return SubmitBody(
+            None, notify_via, parse_sweep_submission(raw_sweep, store, max_combinations)
+        )
     request = parse_payload(raw_payload)
     try:
         request = engine.check(request, store)
     except engine.EngineError as exc:
         raise engine_error(exc) from None
     return SubmitBody(request, notify_via)
+
+
+def parse_sweep_submission(
+    obj: Any, store: engine.BarStore, max_combinations: int
+) -> SweepSubmission:
+    """A sweep as the queue takes it: parsed, planned, its payload checked against the data."""
+    request = parse_sweep(obj, max_combinations=max_combinations)
+    try:
+        base = engine.check(request.base, store)
+        combinations = len(engine.grid.plan(request).combinations)
+    except engine.EngineError as exc:
+        raise sweep_error(exc) from None
+    request = dataclasses.replace(request, base=base)
+    unit_bars = max(1, int((base.end - base.start) / base.bar_duration))
+    return SweepSubmission(dict(obj), request, combinations, unit_bars)
 
 
 # --- auth and profile ------------------------------------------------------------------------
@@ -380,6 +429,25 @@ def _is_ascii_integer(raw: str) -> bool:
     return raw.isascii() and raw.isdigit() and len(raw) <= 20
 
 
+def parse_index(raw: str) -> int:
+    """A combination's index in a sweep: 0 or more."""
+    if not _is_ascii_integer(raw) or int(raw) >= 2**31:
+        raise ValidationError.for_field("index", "must be a whole number from 0")
+    return int(raw)
+
+
+def parse_notify_choice(body: bytes) -> str | None:
+    """An optional `{notifyVia}` body (empty means the default)."""
+    if not body.strip():
+        return None
+    errors: list[FieldError] = []
+    r = _Reader(parse_json(body), "", errors)
+    notify_via = r.take("notifyVia", _choice(*NOTIFY_CHANNELS), default=None)
+    r.finish()
+    _raise_if(errors)
+    return notify_via
+
+
 # --- rendering ---------------------------------------------------------------------------------
 
 
@@ -404,14 +472,21 @@ def camel_keys(value: Any) -> Any:
     return value
 
 
+# Job kinds as the API names them (API.md: kind is backtest, sweep or walkForward).
+_KINDS = {"backtest": "backtest", "sweep": "sweep", "walk_forward": "walkForward"}
+
+
 def render_job(item: QueuedJob, *, with_result: bool = False) -> dict[str, Any]:
-    """A BacktestQueue of API.md."""
+    """A BacktestQueue of API.md; a sweep adds combinations and combinationsDone."""
     job = item.job
+    # a sweep stores its SweepRequest, whose payload names the data
+    data = job.payload if job.kind == "backtest" else job.payload.get("payload", {})
     out: dict[str, Any] = {
         "id": job.id,
+        "kind": _KINDS[job.kind],
         "strategyName": job.strategy_name,
-        "symbol": job.payload.get("symbol"),
-        "timeframe": job.payload.get("timeframe"),
+        "symbol": data.get("symbol"),
+        "timeframe": data.get("timeframe"),
         "status": job.status,
         "queuePosition": item.position,
         "progress": job.progress,
@@ -424,10 +499,18 @@ def render_job(item: QueuedJob, *, with_result: bool = False) -> dict[str, Any]:
         "error": job.error,
         "result": None,
     }
+    if job.kind == "sweep":
+        out["combinations"] = job.units
+        out["combinationsDone"] = job.units_done
     if with_result:
         out["payload"] = job.payload
         trades_path = f"/api/backtest/queue/{job.id}/trades"
-        out["result"] = None if job.result is None else render_result(job.result, trades_path)
+        if job.result is not None:
+            out["result"] = (
+                render_result(job.result, trades_path)
+                if job.kind == "backtest"
+                else render_sweep_document(job.result)
+            )
     return out
 
 
@@ -466,12 +549,15 @@ def parse_last_event_id(header: str | None) -> EventId | None:
 
 
 def render_accepted(item: QueuedJob) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "success": True,
         "queueId": item.job.id,
         "position": item.position,
         "estimatedWait": item.wait_minutes,
     }
+    if item.job.kind == "sweep":
+        out["combinations"] = item.job.units
+    return out
 
 
 def render_stats(stats: QueueStats) -> dict[str, Any]:
@@ -812,9 +898,13 @@ def _parameter_values(spec: Any, field: str, errors: list[FieldError]) -> tuple[
 
 def render_sweep(result: engine.SweepResult) -> dict[str, Any]:
     """A SweepResult of API.md: camelCase keys, parameter names as the user gave them."""
-    document = result.as_dict()
+    return render_sweep_document(result.as_dict())
+
+
+def render_sweep_document(document: Mapping[str, Any]) -> dict[str, Any]:
+    """render_sweep of a stored SweepResult.as_dict()."""
     out: dict[str, Any] = camel_keys({k: v for k, v in document.items() if k != "top"})
-    out["objective"] = camel(result.objective)
+    out["objective"] = camel(document["objective"])
     out["top"] = [
         {
             "index": row["index"],
@@ -834,19 +924,22 @@ def _plain(value: float) -> float | int:
 
 def render_grid_csv(result: engine.SweepResult) -> str:
     """Every combination: index, the parameter names, then is_<metric> and oos_<metric>."""
-    keys = engine.sweep.SUMMARY_KEYS
     names = list(result.rows[0].parameters) if result.rows else []
+    return "".join(grid_csv_lines(names, (row.as_dict() for row in result.rows)))
+
+
+def grid_csv_lines(names: list[str], rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    """The grid CSV line by line from rows shaped as SweepRow.as_dict() (daily returns
+    not needed), so a stored grid streams without being held whole."""
+    keys = engine.sweep.SUMMARY_KEYS
     header = ["index", *names]
     header += [f"is_{camel(key)}" for key in keys] + [f"oos_{camel(key)}" for key in keys]
-    lines = [",".join(header)]
-    for row in result.rows:
-        cells = [str(row.index)] + [f"{row.parameters[name]:g}" for name in names]
-        for summary in (row.in_sample, row.out_of_sample):
-            cells += [
-                "" if summary is None or summary[k] is None else repr(summary[k]) for k in keys
-            ]
-        lines.append(",".join(cells))
-    return "\n".join(lines) + "\n"
+    yield ",".join(header) + "\n"
+    for row in rows:
+        cells = [str(row["index"])] + [f"{row['parameters'][name]:g}" for name in names]
+        for summary in (row["in_sample"], row["out_of_sample"]):
+            cells += [_csv_number(None if summary is None else summary[k]) for k in keys]
+        yield ",".join(cells) + "\n"
 
 
 def _csv_number(value: float | int | None) -> str:

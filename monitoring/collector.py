@@ -26,6 +26,8 @@ class QueueSample:
     workers_online: int
     #: Age of the oldest job still `processing` (now - started_at), 0 when none is.
     oldest_processing_s: float
+    #: Chunks of sweeps being run by workers now (a sweep counts as one job above).
+    sweep_chunks_in_flight: int = 0
 
 
 class QueueCollector(Collector):
@@ -101,13 +103,17 @@ class _Families:
             "algotcha_queue_oldest_processing_seconds",
             "Age of the oldest job still processing (0 when none is); past the time limit, stuck.",
         )
+        self.chunks = GaugeMetricFamily(
+            "algotcha_sweep_chunks_in_flight",
+            "Chunks of sweeps that workers are running now.",
+        )
         self.up = GaugeMetricFamily(
             "algotcha_queue_collector_up",
             "1 when the last queue sample was read, 0 when reading it failed.",
         )
 
     def queue(self) -> tuple[Metric, ...]:
-        return (self.jobs, self.wait, self.workers, self.oldest)
+        return (self.jobs, self.wait, self.workers, self.oldest, self.chunks)
 
     def fill(self, sample: QueueSample) -> None:
         counts = dict.fromkeys(QUEUE_STATUSES, 0)
@@ -117,3 +123,4 @@ class _Families:
         self.wait.add_metric([], sample.estimated_wait_s)
         self.workers.add_metric([], sample.workers_online)
         self.oldest.add_metric([], sample.oldest_processing_s)
+        self.chunks.add_metric([], sample.sweep_chunks_in_flight)

@@ -6,6 +6,9 @@ from prometheus_client import Counter, Histogram
 
 #: Terminal and intermediate outcomes of one backtest attempt; `requeued` is not terminal.
 BACKTEST_OUTCOMES = ("completed", "failed", "cancelled", "timed_out", "crashed", "requeued")
+#: What became of one combination of a sweep run in a chunk: `redone` ones were computed by
+#: a chunk that was then lost (its worker died or stopped) and count again when redone.
+SWEEP_COMBINATION_OUTCOMES = ("done", "redone", "cancelled")
 NOTIFICATION_CHANNELS = ("email", "telegram")
 NOTIFICATION_OUTCOMES = ("sent", "failed", "retried", "skipped")
 
@@ -59,6 +62,16 @@ BACKTESTS = Counter(
     "Backtest attempts that ended, by outcome.",
     ["outcome"],
 )
+SWEEP_COMBINATIONS = Counter(
+    "algotcha_sweep_combinations_total",
+    "Sweep combinations computed by workers, by outcome.",
+    ["outcome"],
+)
+SWEEP_COMBINATION_SECONDS = Histogram(
+    "algotcha_sweep_combination_seconds",
+    "Engine time per combination of a sweep, observed once per chunk (chunk time / its size).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
 NOTIFICATIONS = Counter(
     "algotcha_notifications_total",
     "Notification delivery attempts, by channel and outcome.",
@@ -70,6 +83,8 @@ def _create_known_series() -> None:
     # A series that exists at zero lets rate() and increase() see its first event.
     for outcome in BACKTEST_OUTCOMES:
         BACKTESTS.labels(outcome=outcome)
+    for outcome in SWEEP_COMBINATION_OUTCOMES:
+        SWEEP_COMBINATIONS.labels(outcome=outcome)
     for channel in NOTIFICATION_CHANNELS:
         for outcome in NOTIFICATION_OUTCOMES:
             NOTIFICATIONS.labels(channel=channel, outcome=outcome)

@@ -39,6 +39,12 @@ class JobRow:
     result: dict[str, Any] | None
     # Bumped by a trigger on each change of status or progress (migration 0005_job_events).
     revision: int = 0
+    # A chunked job (migration 0006_job_chunks): its kind, its units (combinations of a
+    # sweep) and how many are done, and the bars each unit runs over.
+    kind: str = "backtest"
+    units: int | None = None
+    units_done: int = 0
+    unit_bars: int | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,9 @@ def insert_job_within_limit(
     payload: dict[str, Any],
     notify_via: str | None,
     limit: int,
+    kind: str = "backtest",
+    units: int | None = None,
+    unit_bars: int | None = None,
 ) -> JobRow | None:
     """Queue a job with its outbox row unless the user already has `limit` queued.
 
@@ -92,9 +101,10 @@ def insert_job_within_limit(
     return cur.execute(
         """
         WITH job AS (
-            INSERT INTO backtest_job (user_id, strategy_name, payload, notify_via)
+            INSERT INTO backtest_job
+                (user_id, strategy_name, payload, notify_via, kind, units, unit_bars)
             SELECT %(user_id)s, %(strategy_name)s, %(payload)s,
-                   COALESCE(%(notify_via)s, u.notify_via)
+                   COALESCE(%(notify_via)s, u.notify_via), %(kind)s, %(units)s, %(unit_bars)s
             FROM app_user u
             WHERE u.id = %(user_id)s
               AND (SELECT count(*) FROM backtest_job
@@ -111,8 +121,24 @@ def insert_job_within_limit(
             "payload": Jsonb(payload),
             "notify_via": notify_via,
             "limit": limit,
+            "kind": kind,
+            "units": units,
+            "unit_bars": unit_bars,
         },
     ).fetchone()
+
+
+def count_active_chunked_jobs(conn: psycopg.Connection, user_id: int) -> int:
+    """The user's sweeps (and other chunked jobs) queued or running."""
+    row = conn.execute(
+        """
+        SELECT count(*) FROM backtest_job
+        WHERE user_id = %(user_id)s AND kind <> 'backtest' AND status IN ('queued', 'processing')
+        """,
+        {"user_id": user_id},
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def lock_user_queue(conn: psycopg.Connection, user_id: int) -> None:
@@ -327,13 +353,17 @@ def update_job_progress(
 def update_job_finished(
     conn: psycopg.Connection,
     job_id: int,
-    worker_id: str,
+    worker_id: str | None,
     *,
     status: str,
     result: dict[str, Any] | None = None,
     error: str | None = None,
 ) -> JobRow | None:
-    """Store the final status of a job this worker holds; None if it was taken away."""
+    """Store the final status of a job this worker holds; None if it was taken away.
+
+    worker_id None finishes a running chunked job (a sweep), whichever worker ran its last
+    chunk: its chunks, not the job, are held by workers.
+    """
     cur = conn.cursor(row_factory=class_row(JobRow))
     return cur.execute(
         """
@@ -341,7 +371,8 @@ def update_job_finished(
         SET status = %(status)s, result = %(result)s, error = %(error)s,
             progress = CASE WHEN %(status)s = 'completed' THEN 100 ELSE progress END,
             completed_at = now(), heartbeat_at = now()
-        WHERE id = %(id)s AND status = 'processing' AND worker_id = %(worker_id)s
+        WHERE id = %(id)s AND status = 'processing'
+          AND (worker_id = %(worker_id)s OR (%(worker_id)s::text IS NULL AND kind <> 'backtest'))
         RETURNING *
         """,
         {
@@ -388,7 +419,7 @@ def select_stale_job_ids(conn: psycopg.Connection, *, stale_after_s: float) -> l
     rows = conn.execute(
         """
         SELECT id FROM backtest_job
-        WHERE status = 'processing'
+        WHERE status = 'processing' AND kind = 'backtest'
           AND heartbeat_at < now() - make_interval(secs => %(stale)s)
         FOR UPDATE SKIP LOCKED
         """,
@@ -401,7 +432,7 @@ def select_job_ids_of_workers(conn: psycopg.Connection, worker_ids: list[str]) -
     rows = conn.execute(
         """
         SELECT id FROM backtest_job
-        WHERE status = 'processing' AND worker_id = ANY(%(workers)s)
+        WHERE status = 'processing' AND kind = 'backtest' AND worker_id = ANY(%(workers)s)
         FOR UPDATE SKIP LOCKED
         """,
         {"workers": worker_ids},

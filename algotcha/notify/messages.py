@@ -64,16 +64,20 @@ def visible(telegram_html: str) -> str:
 
 def render(job: JobRow, public_url: str) -> Notice:
     """The notice for a job that ended completed or failed."""
-    payload = job.payload
+    sweep = job.kind == "sweep"
+    # a sweep stores its SweepRequest, whose payload names the data
+    payload = job.payload.get("payload") or {} if sweep else job.payload
     name = clip(job.strategy_name, MAX_NAME)
     market = f"{_short(payload.get('symbol'))} {_short(payload.get('timeframe'))}"
     period = f"{_day(payload.get('start'))} → {_day(payload.get('end'))}"
     url = result_url(public_url, job.id)
+    what = "Sweep" if sweep else "Backtest"
     if job.status == "completed":
-        headline, subject = "Backtest completed", f"Backtest completed: {name}"
-        rows = _metric_rows((job.result or {}).get("metrics") or {})
+        headline, subject = f"{what} completed", f"{what} completed: {name}"
+        result = job.result or {}
+        rows = _sweep_rows(result) if sweep else _metric_rows(result.get("metrics") or {})
     else:
-        headline, subject = "Backtest failed", f"Backtest failed: {name}"
+        headline, subject = f"{what} failed", f"{what} failed: {name}"
         rows = [("Error", clip(job.error or "unknown error", MAX_ERROR))]
     facts = [("Strategy", name), ("Market", market), ("Period", period), *rows]
     return Notice(
@@ -82,6 +86,44 @@ def render(job: JobRow, public_url: str) -> Notice:
         html=_email_html(headline, job.id, facts, url),
         telegram=_telegram(headline, job.id, facts, url),
     )
+
+
+def _sweep_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """A finished sweep: the winner, its objective in and out of sample, the overfitting
+    figures and their one-line reading (a stored SweepResult.as_dict())."""
+    objective = str(result.get("objective", "sharpe"))
+    top = result.get("top") or []
+    verdict = result.get("overfitting") or {}
+    rows = [
+        (
+            "Combinations",
+            f"{result.get('combinations', 0):,} ({result.get('evaluated', 0):,} ranked)",
+        )
+    ]
+    if not top:
+        return [*rows, ("Winner", "none: no combination reached the minimum of trades")]
+    best = top[0]
+    values = ", ".join(f"{k}={_number(v)}" for k, v in best["parameters"].items())
+    outside = best.get("out_of_sample") or {}
+    rows += [
+        ("Winner", clip(values, 300)),
+        (f"In-sample {objective}", _number(best["in_sample"].get(objective))),
+        (f"Out-of-sample {objective}", _number(outside.get(objective))),
+        ("Deflated Sharpe", _share(verdict.get("deflated_sharpe"))),
+        ("PBO", _share(verdict.get("pbo"))),
+        ("Reading", clip(str(verdict.get("reading", "")), 600)),
+    ]
+    return rows
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:g}" if float(value).is_integer() else f"{value:.4g}"
+    return "n/a"
+
+
+def _share(value: Any) -> str:
+    return f"{value:.0%}" if isinstance(value, int | float) else "n/a"
 
 
 def _metric_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:

@@ -4,32 +4,81 @@ from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from algotcha import auth, schemas
-from algotcha.services import jobs
+from algotcha.services import jobs, sweeps
 
 
 async def submit(request: Request) -> Response:
     user_id = auth.current_user(request)
+    settings = request.state.settings
     # Parsing is a fraction of a millisecond of CPU: a thread hop would cost more.
-    body = schemas.parse_submit(await request.body(), request.state.store)
+    body = schemas.parse_submit(
+        await request.body(), request.state.store, max_combinations=settings.max_sweep_combinations
+    )
+    if body.sweep is not None:
+        item = await run_in_threadpool(
+            sweeps.submit,
+            request.state.pool,
+            request.state.broker,
+            settings,
+            user_id=user_id,
+            sweep=body.sweep,
+            notify_via=body.notify_via,
+        )
+        return _accepted(item)
+    assert body.request is not None
     item = await run_in_threadpool(
         jobs.submit,
         request.state.pool,
         request.state.broker,
-        request.state.settings,
+        settings,
         user_id=user_id,
         strategy_name=body.request.strategy_name,
         payload=schemas.payload_dict(body.request),
         notify_via=body.notify_via,
     )
+    return _accepted(item)
+
+
+def _accepted(item: jobs.QueuedJob) -> Response:
     return JSONResponse(
         schemas.render_accepted(item),
         status_code=202,
         headers={"Location": f"/api/backtest/queue/{item.job.id}"},
     )
+
+
+async def grid_csv(request: Request) -> Response:
+    user_id = auth.current_user(request)
+    job_id = schemas.parse_id(request.path_params["id"])
+    lines = await run_in_threadpool(sweeps.grid_csv, request.state.pool, user_id, job_id)
+    return StreamingResponse(
+        lines,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="sweep-{job_id}-grid.csv"'},
+    )
+
+
+async def backtest_combination(request: Request) -> Response:
+    user_id = auth.current_user(request)
+    job_id = schemas.parse_id(request.path_params["id"])
+    index = schemas.parse_index(request.path_params["index"])
+    notify_via = schemas.parse_notify_choice(await request.body())
+    item = await run_in_threadpool(
+        sweeps.backtest_combination,
+        request.state.pool,
+        request.state.broker,
+        request.state.settings,
+        request.state.store,
+        user_id=user_id,
+        job_id=job_id,
+        index=index,
+        notify_via=notify_via,
+    )
+    return _accepted(item)
 
 
 async def position(request: Request) -> Response:
@@ -85,4 +134,10 @@ routes: list[BaseRoute] = [
     Route("/api/backtest/queue/position/{id}", position, methods=["GET"]),
     Route("/api/backtest/queue/{id}", show, methods=["GET"]),
     Route("/api/backtest/queue/{id}", cancel, methods=["DELETE"]),
+    Route("/api/backtest/queue/{id}/grid.csv", grid_csv, methods=["GET"]),
+    Route(
+        "/api/backtest/queue/{id}/combinations/{index}/backtest",
+        backtest_combination,
+        methods=["POST"],
+    ),
 ]

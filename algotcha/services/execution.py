@@ -9,6 +9,7 @@ reports progress over a pipe, and is killed on a time limit, a cancel, or a shut
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -17,7 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import engine
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +73,24 @@ class Finished:
     result: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class BacktestTask:
+    """What a child runs for a backtest job: its stored payload (a RunBacktestDto)."""
+
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SweepChunkTask:
+    """What a child runs for one chunk of a sweep: the stored SweepRequest JSON and the
+    combinations [first, end) of its plan."""
+
+    sweep: dict[str, Any]
+    first: int
+    end: int
+    max_combinations: int
+
+
 class _Child:
     """A started backtest process waiting on its pipe for the one job it will run."""
 
@@ -117,13 +139,38 @@ def run(
     on_tick(progress) is called about every tick_interval_s with the latest progress; when
     it returns True the child is killed and Stopped is returned. One child runs one job.
     """
+    return _run(BacktestTask(payload), data_dir, time_limit_s, tick_interval_s, on_tick, delay_s)
+
+
+def run_chunk(
+    task: SweepChunkTask,
+    data_dir: Path,
+    *,
+    time_limit_s: float,
+    tick_interval_s: float,
+    on_tick: Callable[[int], bool],
+    delay_s: float = 0.0,
+) -> Finished | Outcome:
+    """Run one chunk of a sweep as run() runs a backtest; on_tick gets the combinations done
+    in the chunk, and Finished holds engine.sweep.ChunkResult.as_dict()."""
+    return _run(task, data_dir, time_limit_s, tick_interval_s, on_tick, delay_s)
+
+
+def _run(
+    task: BacktestTask | SweepChunkTask,
+    data_dir: Path,
+    time_limit_s: float,
+    tick_interval_s: float,
+    on_tick: Callable[[int], bool],
+    delay_s: float,
+) -> Finished | Outcome:
     global _ready
     warm_up()
     assert _ready is not None
     child = _ready
     started = time.monotonic()
     try:
-        child.conn.send((payload, str(data_dir), delay_s))
+        child.conn.send((task, str(data_dir), delay_s))
         # The next job's process starts now and warms up while this one runs, so that
         # back-to-back jobs never wait for a fork and pyarrow's set-up (~100 ms).
         _ready = _Child()
@@ -183,12 +230,11 @@ def _child_main(conn: Connection) -> None:
     # The wait for a job is free time: spend it on pyarrow's first-use set-up.
     warm_up()
     try:
-        payload, data_dir, delay_s = conn.recv()
+        task, data_dir, delay_s = conn.recv()
     except EOFError:
         return  # never given a job: the worker stopped
     # Imported here: the parent never needs the engine, and the forkserver has it loaded.
     import engine
-    from algotcha import schemas
     from algotcha.errors import ValidationError
 
     last = -1
@@ -201,12 +247,11 @@ def _child_main(conn: Connection) -> None:
 
     try:
         time.sleep(delay_s)
-        request = schemas.parse_payload(payload)
         store = engine.BarStore(Path(data_dir))
-        request = engine.check(request, store)
-        bars = store.load(request.symbol, request.timeframe, request.start, request.end)
-        result = engine.run(request, bars, on_progress=on_progress)
-        conn.send(("result", result.as_dict()))
+        if isinstance(task, SweepChunkTask):
+            conn.send(("result", _sweep_chunk(task, store, on_progress)))
+        else:
+            conn.send(("result", _backtest(task, store, on_progress)))
     except engine.EngineError as exc:
         conn.send(("rejected", str(exc)))
     except ValidationError as exc:
@@ -216,3 +261,31 @@ def _child_main(conn: Connection) -> None:
         conn.send(("crashed", f"internal error in the backtest engine ({type(exc).__name__})"))
     finally:
         conn.close()
+
+
+def _backtest(
+    task: BacktestTask, store: engine.BarStore, on_progress: Callable[[int], None]
+) -> dict[str, Any]:
+    import engine
+    from algotcha import schemas
+
+    request = engine.check(schemas.parse_payload(task.payload), store)
+    bars = store.load(request.symbol, request.timeframe, request.start, request.end)
+    return engine.run(request, bars, on_progress=on_progress).as_dict()
+
+
+def _sweep_chunk(
+    task: SweepChunkTask, store: engine.BarStore, on_progress: Callable[[int], None]
+) -> dict[str, Any]:
+    import engine
+    from algotcha import schemas
+
+    request = schemas.parse_sweep(task.sweep, max_combinations=task.max_combinations)
+    try:
+        request = dataclasses.replace(request, base=engine.check(request.base, store))
+    except engine.EngineError as exc:
+        raise schemas.sweep_error(exc) from None
+    base = request.base
+    bars = store.load(base.symbol, base.timeframe, base.start, base.end)
+    indices = range(task.first, task.end)
+    return engine.sweep.run_chunk(request, bars, indices, on_progress=on_progress).as_dict()

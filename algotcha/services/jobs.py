@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool
 
 from algotcha import queues
 from algotcha.config import Settings
+from algotcha.db import chunks as chunk_db
 from algotcha.db import jobs as job_db
 from algotcha.db import trade_chunks as chunk_db
 from algotcha.db import workers as worker_db
@@ -78,13 +79,25 @@ def submit(
     strategy_name: str,
     payload: dict[str, Any],
     notify_via: str | None,
+    kind: str = "backtest",
+    units: int | None = None,
+    unit_bars: int | None = None,
 ) -> QueuedJob:
     """Store the job, then publish its wake-up; the row is the truth, the message a nudge.
 
-    Without notify_via the user's profile choice applies.
+    Without notify_via the user's profile choice applies. A chunked job (a sweep: `units`
+    combinations over `unit_bars` bars each) also counts against MAX_SWEEPS_PER_USER.
     """
     with transaction(pool) as conn:
         job_db.lock_user_queue(conn, user_id)
+        if kind != "backtest":
+            active = job_db.count_active_chunked_jobs(conn, user_id)
+            if active >= settings.max_sweeps_per_user:
+                raise QueueLimitError(
+                    f"you already have {active} sweep(s) queued or running (the limit is "
+                    f"{settings.max_sweeps_per_user}); wait for it to finish or cancel it",
+                    retry_after_s=60,
+                )
         job = job_db.insert_job_within_limit(
             conn,
             user_id=user_id,
@@ -92,6 +105,9 @@ def submit(
             payload=payload,
             notify_via=notify_via,
             limit=settings.max_queued_per_user,
+            kind=kind,
+            units=units,
+            unit_bars=unit_bars,
         )
     if job is None:
         raise QueueLimitError(
@@ -107,7 +123,7 @@ def submit(
     with connection(pool) as conn:
         job_db.delete_outbox(conn, [job.id])
         located = _locate(conn, pool, settings, job)
-    logger.info("event=job_submitted job=%s user=%s", job.id, user_id)
+    logger.info("event=job_submitted job=%s user=%s kind=%s", job.id, user_id, kind)
     return located
 
 
@@ -261,11 +277,13 @@ def queue_sample(pool: ConnectionPool, settings: Settings) -> QueueSample:
         counts = job_db.count_jobs_by_status(conn)
         load = _loads.get(conn, pool, settings)
         oldest = job_db.select_oldest_processing_s(conn)
+        in_flight = chunk_db.count_running_chunks(conn)
     return QueueSample(
         jobs_by_status=dataclasses.asdict(counts),
         estimated_wait_s=estimates.wait_s(counts.queued, load),
         workers_online=load.workers,
         oldest_processing_s=oldest,
+        sweep_chunks_in_flight=in_flight,
     )
 
 
@@ -287,9 +305,15 @@ def claim(pool: ConnectionPool, woken_by: int, worker_id: str) -> JobRow | None:
     line, so the order users are shown is the order jobs start, even for a job that went
     back to the queue after its worker died. Every queued job has at least one message
     on its way, so none is left behind; a duplicate or stale message claims nothing.
+    A chunked job (a sweep) is cut into its chunks in the claim's transaction.
     """
+    # chunks builds on this module (it imports it), hence the import here
+    from algotcha.services import chunks
+
     with transaction(pool) as conn:
         job = job_db.claim_next_job(conn, worker_id)
+        if job is not None and job.kind != "backtest":
+            chunks.start(conn, job)
     if job is None:
         logger.info("event=job_claim_empty woken_by=%s worker=%s", woken_by, worker_id)
     else:
@@ -323,7 +347,7 @@ def complete(
         if job is not None:
             chunk_db.insert_trade_chunks(conn, job_id, chunks)
     logger.info("event=job_completed job=%s stored=%s", job_id, job is not None)
-    return _observe(job, "completed")
+    return observe(job, "completed")
 
 
 def fail(
@@ -333,17 +357,18 @@ def fail(
     with transaction(pool) as conn:
         job = job_db.update_job_finished(conn, job_id, worker_id, status="failed", error=error)
     logger.info("event=job_failed job=%s outcome=%s error=%r", job_id, outcome, error[:200])
-    return _observe(job, outcome)
+    return observe(job, outcome)
 
 
 def finish_cancelled(pool: ConnectionPool, job_id: int, worker_id: str) -> JobRow | None:
     with transaction(pool) as conn:
         job = job_db.update_job_finished(conn, job_id, worker_id, status="cancelled")
     logger.info("event=job_cancelled job=%s", job_id)
-    return _observe(job, "cancelled")
+    return observe(job, "cancelled")
 
 
-def _observe(job: JobRow | None, outcome: str) -> JobRow | None:
+def observe(job: JobRow | None, outcome: str) -> JobRow | None:
+    """Count a job that reached a final status in the backtest metrics."""
     if job is not None and job.started_at and job.completed_at:
         metrics.BACKTEST_DURATION.observe((job.completed_at - job.started_at).total_seconds())
         metrics.BACKTESTS.labels(outcome).inc()

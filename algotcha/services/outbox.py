@@ -12,7 +12,7 @@ from algotcha import queues
 from algotcha.config import Settings
 from algotcha.db import jobs as job_db
 from algotcha.db.pool import transaction
-from algotcha.services import jobs
+from algotcha.services import chunks, jobs
 from algotcha.services.periodic import Periodic
 
 logger = logging.getLogger(__name__)
@@ -45,8 +45,9 @@ def forget_published(pool: ConnectionPool) -> None:
 
 
 def sweep(pool: ConnectionPool, broker: dramatiq.Broker, settings: Settings) -> int:
-    """One pass: return stale jobs to the queue, then send every wake-up still owed."""
+    """One pass: return stale jobs and chunks to the queue, then send every wake-up owed."""
     jobs.recover_stale(pool, settings)
+    chunks.recover(pool, broker, settings)
     return publish_pending(pool, broker, grace_s=PUBLISH_GRACE_S)
 
 
