@@ -34,6 +34,7 @@ def run_backtest(job_id: int) -> None:
         return
     job = jobs.claim(rt.pool, job_id, rt.worker_id)
     if job is None:
+        execution.release_chunk_process()  # nothing to do: free a finished sweep's bars
         return
     if job.kind != "backtest":
         chunk.start(rt, job)

@@ -64,6 +64,7 @@ def run(rt: Runtime, claimed: chunks.Claimed) -> None:
         case execution.Stopped():
             chunks.stop(rt.pool, rt.broker, claimed, rt.worker_id)
     if finished is not None:
+        execution.release_chunk_process()
         progress.notify(rt, finished)
 
 

@@ -253,6 +253,16 @@ def _windows(request: SweepRequest, bars: pd.DataFrame) -> tuple[_Window, _Windo
     return inside, _Window(part(slice(split, None)), index[split:], minutes)
 
 
+class Workspace:
+    """plan(request) and the windows of `bars` with their indicator caches, kept between the
+    chunks of one sweep that a process runs in turn, so that the second chunk neither plans
+    nor recomputes what the first one cached."""
+
+    def __init__(self, request: SweepRequest, bars: pd.DataFrame) -> None:
+        self.laid_out = plan(request)
+        self.inside, self.held = _windows(request, bars)
+
+
 def run_chunk(
     request: SweepRequest,
     bars: pd.DataFrame,
@@ -261,16 +271,21 @@ def run_chunk(
     on_progress: Callable[[int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     laid_out: Plan | None = None,
+    workspace: Workspace | None = None,
 ) -> ChunkResult:
     """Run the combinations `indices` of plan(request) on `bars` (as engine.run takes them).
 
     on_progress gets the number of this chunk's combinations done after each one;
     should_cancel is asked at the same points and a True raises Cancelled. `laid_out` is
-    plan(request) when the caller has it already.
+    plan(request) when the caller has it already; `workspace`, Workspace(request, bars) of
+    an earlier chunk of the same sweep.
     """
     started = time.perf_counter()
-    laid_out = laid_out or plan(request)
-    inside, held = _windows(request, bars)
+    if workspace is not None:
+        laid_out, (inside, held) = workspace.laid_out, (workspace.inside, workspace.held)
+    else:
+        laid_out = laid_out or plan(request)
+        inside, held = _windows(request, bars)
     rows: list[SweepRow] = []
     for done, index in enumerate(sorted(indices), start=1):
         values = laid_out.values(index)

@@ -282,18 +282,3 @@ def count_running_chunks(conn: psycopg.Connection) -> int:
     row = conn.execute("SELECT count(*) FROM job_chunk WHERE status = 'running'").fetchone()
     assert row is not None
     return int(row[0])
-
-
-def select_unit_bar_seconds(conn: psycopg.Connection, *, sample: int) -> float | None:
-    """Measured seconds per unit per bar over the last `sample` done chunks."""
-    row = conn.execute(
-        """
-        SELECT sum(c.elapsed_ms) / 1000.0
-               / NULLIF(sum((c.end_unit - c.first_unit) * j.unit_bars), 0)
-        FROM (SELECT job_id, first_unit, end_unit, elapsed_ms FROM job_chunk
-              WHERE status = 'done' ORDER BY done_at DESC LIMIT %(sample)s) c
-        JOIN backtest_job j ON j.id = c.job_id
-        """,
-        {"sample": sample},
-    ).fetchone()
-    return None if row is None or row[0] is None else float(row[0])

@@ -59,6 +59,7 @@ class JobEventRow:
     queue_tick: int
     # Queued jobs ahead of this one; None unless it is queued.
     ahead: int | None
+    priority: int = 0
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,11 @@ class QueueLoad:
     running_progress: list[int]
     mean_duration_s: float | None
     workers: int
+    # Sweeps (chunked jobs): see estimates.QueueSnapshot.
+    unit_bar_s: float | None = None
+    running_sweep_unit_bars: float = 0.0
+    queued_sweep_keys: list[int] | None = None  # -priority, id, pairs flattened
+    queued_sweep_unit_bars: list[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -255,7 +261,7 @@ def select_job_events(conn: psycopg.Connection, job_ids: list[int]) -> list[JobE
              AND q.id >= k.block * 1024 AND q.id < (k.block + 1) * 1024
         )
         SELECT w.id, w.user_id, w.status, w.progress, w.revision, c.tick AS queue_tick,
-               (CASE WHEN w.status = 'queued' THEN r.ahead END)::int AS ahead
+               (CASE WHEN w.status = 'queued' THEN r.ahead END)::int AS ahead, w.priority
         FROM watched w
         CROSS JOIN queue_clock c
         LEFT JOIN ranked r ON r.id = w.id
@@ -278,16 +284,32 @@ def select_queue_load(conn: psycopg.Connection, *, stale_after_s: float, sample:
         """
         SELECT
             ARRAY(SELECT extract(epoch FROM now() - started_at)::float8 FROM backtest_job
-                  WHERE status = 'processing' ORDER BY id) AS running_elapsed_s,
+                  WHERE status = 'processing' AND kind = 'backtest'
+                  ORDER BY id) AS running_elapsed_s,
             ARRAY(SELECT progress::int FROM backtest_job
-                  WHERE status = 'processing' ORDER BY id) AS running_progress,
+                  WHERE status = 'processing' AND kind = 'backtest'
+                  ORDER BY id) AS running_progress,
             (SELECT avg(extract(epoch FROM completed_at - started_at))::float8
              FROM (SELECT started_at, completed_at FROM backtest_job
-                   WHERE status = 'completed' ORDER BY completed_at DESC
+                   WHERE status = 'completed' AND kind = 'backtest'
+                   ORDER BY completed_at DESC
                    LIMIT %(sample)s) recent) AS mean_duration_s,
             (SELECT count(*)::int FROM worker
              WHERE stopped_at IS NULL
-               AND heartbeat_at > now() - make_interval(secs => %(stale)s)) AS workers
+               AND heartbeat_at > now() - make_interval(secs => %(stale)s)) AS workers,
+            (SELECT sum(c.elapsed_ms) / 1000.0
+                    / NULLIF(sum((c.end_unit - c.first_unit) * j.unit_bars), 0)
+             FROM (SELECT job_id, first_unit, end_unit, elapsed_ms FROM job_chunk
+                   WHERE status = 'done' ORDER BY done_at DESC LIMIT %(sample)s) c
+             JOIN backtest_job j ON j.id = c.job_id)::float8 AS unit_bar_s,
+            (SELECT COALESCE(sum((units - units_done)::float8 * unit_bars), 0) FROM backtest_job
+             WHERE kind <> 'backtest' AND status = 'processing') AS running_sweep_unit_bars,
+            ARRAY(SELECT unnest(ARRAY[-priority::bigint, id]) FROM backtest_job
+                  WHERE kind <> 'backtest' AND status = 'queued'
+                  ORDER BY -priority, id) AS queued_sweep_keys,
+            ARRAY(SELECT units::float8 * unit_bars FROM backtest_job
+                  WHERE kind <> 'backtest' AND status = 'queued'
+                  ORDER BY -priority, id) AS queued_sweep_unit_bars
         """,
         {"stale": stale_after_s, "sample": sample},
     ).fetchone()

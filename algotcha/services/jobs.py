@@ -165,10 +165,17 @@ class _LoadCache:
         load = job_db.select_queue_load(
             conn, stale_after_s=settings.stale_after_s, sample=estimates.DURATION_SAMPLE
         )
+        keys = load.queued_sweep_keys or []
         snapshot = estimates.QueueSnapshot(
             running=list(zip(load.running_elapsed_s, load.running_progress, strict=True)),
             mean_duration_s=load.mean_duration_s,
             workers=load.workers,
+            unit_bar_s=load.unit_bar_s,
+            running_sweep_unit_bars=load.running_sweep_unit_bars,
+            queued_sweeps=[
+                (int(keys[2 * n]), int(keys[2 * n + 1]), work)
+                for n, work in enumerate(load.queued_sweep_unit_bars or [])
+            ],
         )
         with self._lock:
             self._loads[pool] = (now, snapshot)
@@ -186,7 +193,8 @@ def _place(
         return QueuedJob(job, 0, 0)
     if job.status != "queued" or ahead is None or load is None:
         return QueuedJob(job, None, None)
-    return QueuedJob(job, ahead + 1, estimates.minutes(estimates.wait_s(ahead, load)))
+    wait = estimates.wait_s(ahead, load, (-job.priority, job.id))
+    return QueuedJob(job, ahead + 1, estimates.minutes(wait))
 
 
 def _locate(
@@ -236,7 +244,7 @@ def _event(row: job_db.JobEventRow, load: estimates.QueueSnapshot | None) -> Job
         position, wait = 0, 0
     elif row.ahead is not None and load is not None:
         position = row.ahead + 1
-        wait = estimates.minutes(estimates.wait_s(row.ahead, load))
+        wait = estimates.minutes(estimates.wait_s(row.ahead, load, (-row.priority, row.id)))
     return JobEvent(
         job_id=row.id,
         user_id=row.user_id,

@@ -61,7 +61,7 @@ _NO_LIMIT = 2**31
 
 
 def chunk_task(job: JobRow, first: int, end: int) -> SweepChunkTask:
-    return SweepChunkTask(job.payload, first, end, _NO_LIMIT)
+    return SweepChunkTask(job.id, job.payload, first, end, _NO_LIMIT)
 
 
 def unit_rows(chunk: dict[str, Any]) -> list[UnitRow]:

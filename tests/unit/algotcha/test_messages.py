@@ -173,3 +173,61 @@ def test_a_long_status_drops_whole_lines() -> None:
     assert reply.endswith("\n…")
     parsed = tags(reply)
     assert sorted(parsed.opened) == sorted(parsed.closed)
+
+
+SWEEP_RESULT = {
+    "combinations": 18,
+    "evaluated": 16,
+    "skipped": 2,
+    "objective": "sharpe",
+    "elapsed_ms": 1234.0,
+    "top": [
+        {
+            "index": 7,
+            "parameters": {"fast": 10.0, "slow": 40.0},
+            "in_sample": {**METRICS, "sharpe": 1.5},
+            "out_of_sample": {**METRICS, "sharpe": 0.42},
+        }
+    ],
+    "overfitting": {
+        "trials": 16,
+        "deflated_sharpe": 0.31,
+        "pbo": 0.6,
+        "reading": "Probably luck, so the winner is likely overfit.",
+    },
+}
+SWEEP_REQUEST = {
+    "payload": job().payload,
+    "parameters": {"fast": [10], "slow": [40]},
+}
+
+
+def test_a_finished_sweep_names_the_winner_its_objectives_and_the_overfitting_reading() -> None:
+    notice = messages.render(
+        job(kind="sweep", payload=SWEEP_REQUEST, result=SWEEP_RESULT), PUBLIC_URL
+    )
+    shown = messages.visible(notice.telegram)
+    for expected in (
+        "Sweep completed",
+        "BTCUSDT 1h",
+        "Combinations: 18 (16 ranked)",
+        "Winner: fast=10, slow=40",
+        "In-sample sharpe: 1.5",
+        "Out-of-sample sharpe: 0.42",
+        "Deflated Sharpe: 31%",
+        "PBO: 60%",
+        "Reading: Probably luck, so the winner is likely overfit.",
+    ):
+        assert expected in shown, expected
+        assert expected in notice.text, expected
+    assert f'href="{PUBLIC_URL}/#/jobs/17"' in notice.telegram
+    assert notice.subject == "Sweep completed: SMA cross"
+
+
+def test_a_failed_sweep_sends_its_error() -> None:
+    notice = messages.render(
+        job(kind="sweep", payload=SWEEP_REQUEST, status="failed", result=None, error="boom"),
+        PUBLIC_URL,
+    )
+    assert notice.subject == "Sweep failed: SMA cross"
+    assert "Error: boom" in notice.text and "Winner" not in notice.text

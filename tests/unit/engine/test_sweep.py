@@ -191,3 +191,15 @@ def test_a_window_too_short_for_the_rules_is_a_data_error(bars: pd.DataFrame) ->
     request = sweep_request(parameters={"fast": (5.0,), "slow": (9000.0,), "level": (70.0,)})
     with pytest.raises(engine.DataError, match="a window of the sweep holds"):
         sweep.run(request, bars)
+
+
+def test_chunks_sharing_one_workspace_equal_chunks_run_apart(bars: pd.DataFrame) -> None:
+    request = sweep_request()
+    ranges = sweep.plan(request).chunks(5)
+    workspace = sweep.Workspace(request, bars)
+    shared = [sweep.run_chunk(request, bars, r, workspace=workspace) for r in ranges]
+    apart = [sweep.run_chunk(request, bars, r) for r in ranges]
+    assert [c.as_dict()["rows"] for c in shared] == [c.as_dict()["rows"] for c in apart]
+    # out of order too: a worker may be handed any chunk after its first
+    again = sweep.run_chunk(request, bars, ranges[0], workspace=workspace)
+    assert again.as_dict()["rows"] == apart[0].as_dict()["rows"]

@@ -1,0 +1,149 @@
+"""The reference sweep through the whole service: submit -> completed with one worker and with
+two, against the engine alone on the same bars, same run.
+
+    python tests/benchmarks/bench_queue_sweep.py [--quick] [--json out.json]
+
+Real PostgreSQL, RabbitMQ, `algotcha api` and `algotcha worker` processes (bench_api.Stack).
+The engine alone runs in a fresh process (bench_sweep's child: load + sweep). Prints measured
+figures next to the targets of DESIGN.md (the queue adds under 10 %; two workers take at most
+0.6x the time of one) and the machine's load, which on a shared machine moves them; never
+asserts on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import engine  # noqa: E402
+from tests.benchmarks import bench_sweep  # noqa: E402
+from tests.benchmarks.bench_api import Stack  # noqa: E402
+from tests.fixtures.app import free_port  # noqa: E402
+
+TARGET_OVERHEAD = 0.10
+TARGET_SPEEDUP_RATIO = 0.6
+SYMBOL = "BENCH"
+
+
+def sweep_body(size: int) -> dict[str, Any]:
+    """The reference grid (bench_sweep's sma_grid) as a SweepRequest JSON on `size` bars."""
+    spec = bench_sweep.GRIDS["sma_grid"]
+    start = bench_sweep.START
+    end = start + timedelta(minutes=size)
+    rules = {"long_entry": "longEntry", "long_exit": "longExit"}
+    payload = {
+        "strategyName": "reference grid",
+        "symbol": SYMBOL,
+        "timeframe": "1m",
+        "start": start.isoformat().replace("+00:00", "Z"),
+        "end": end.isoformat().replace("+00:00", "Z"),
+        "initialCapital": 10_000,
+        "feeRate": bench_sweep.FEE,
+        "slippage": 0.0,
+        "positionSize": 1.0,
+        **{rules[field]: text for field, text in spec["rules"].items()},
+    }
+    parameters = {
+        name: {"from": low, "to": high, "step": step}
+        for name, (low, high, step) in spec["parameters"].items()
+    }
+    return {"payload": payload, "parameters": parameters, "outOfSample": 0.3}
+
+
+def through_queue(stack: Stack, token: str, size: int, workers: int) -> dict[str, Any]:
+    """Start `workers` worker processes, then time one sweep from submit to completed."""
+    started_workers = []
+    for _ in range(workers):
+        env = {**stack.env, "METRICS_PORT": str(free_port()), "LOG_LEVEL": "INFO"}
+        saved, stack.env = stack.env, env
+        started_workers.append(stack.start("worker"))
+        stack.env = saved
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=stack.url, headers=headers, timeout=60) as client:
+        _wait_for_workers(client, workers)
+        began = time.perf_counter()
+        answer = client.post(
+            "/api/backtest/queue", json={"sweep": sweep_body(size), "notifyVia": "none"}
+        )
+        answer.raise_for_status()
+        job_id = answer.json()["queueId"]
+        while True:
+            job = client.get(f"/api/backtest/queue/{job_id}").json()
+            if job["status"] in ("completed", "failed", "cancelled"):
+                break
+            time.sleep(0.1)
+        elapsed = time.perf_counter() - began
+    for process in started_workers:
+        process.terminate()
+    for process in started_workers:
+        process.wait(timeout=60)
+    if job["status"] != "completed":
+        raise SystemExit(f"the sweep ended {job['status']}: {job['error']}")
+    result = job["result"]
+    return {
+        "workers": workers,
+        "seconds": elapsed,
+        "engine_ms_summed": result["elapsedMs"],
+        "combinations": result["combinations"],
+        "best": result["top"][0]["parameters"] if result["top"] else None,
+    }
+
+
+def _wait_for_workers(client: httpx.Client, count: int) -> None:
+    deadline = time.monotonic() + 120
+    while client.get("/api/backtest/queue/stats").json()["workers"] < count:
+        if time.monotonic() > deadline:
+            raise SystemExit("the workers did not start")
+        time.sleep(0.2)
+    time.sleep(2)  # the forkserver and the first backtest process warm up after registering
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="260k bars instead of 2.6M")
+    parser.add_argument("--json", type=Path, help="write the measurements here")
+    parser.add_argument("--data-dir", type=Path, help="the engine benchmark's bar store")
+    args = parser.parse_args(argv)
+    size = bench_sweep.BARS // 10 if args.quick else bench_sweep.BARS
+    print(f"load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
+    alone = bench_sweep.ours("sma_grid", size, args.data_dir)
+    stack = Stack(api_workers=1)
+    try:
+        engine.BarStore(stack.tmp).write(SYMBOL, bench_sweep.bars_of(args.data_dir, size))
+        token = stack.users(1)[0]
+        one = through_queue(stack, token, size, workers=1)
+        two = through_queue(stack, token, size, workers=2)
+    finally:
+        stack.close()
+    overhead = one["seconds"] / alone["total_s"] - 1
+    ratio = two["seconds"] / one["seconds"]
+    print(
+        f"reference sweep, {one['combinations']:,} combinations on {size:,} bars:\n"
+        f"  engine alone (one process, load + sweep): {alone['total_s']:.1f} s "
+        f"({alone['sweep_s']:.1f} s sweeping)\n"
+        f"  through the queue, 1 worker (submit -> completed): {one['seconds']:.1f} s -> "
+        f"the queue adds {overhead:+.1%} (target under {TARGET_OVERHEAD:.0%})\n"
+        f"  through the queue, 2 workers: {two['seconds']:.1f} s -> {ratio:.2f}x the time of one "
+        f"(target at most {TARGET_SPEEDUP_RATIO}x), speed-up {1 / ratio:.2f}x",
+        flush=True,
+    )
+    report = {"bars": size, "alone": alone, "one": one, "two": two, "overhead": overhead,
+              "two_over_one": ratio}  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()
