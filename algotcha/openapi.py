@@ -87,10 +87,52 @@ SCHEMAS: dict[str, Any] = {
     "SubmitRequest": {
         "type": "object",
         "additionalProperties": False,
-        "required": ["payload"],
+        "description": "exactly one of payload (a backtest) and sweep (a parameter sweep)",
         "properties": {
             "payload": _ref("RunBacktestDto"),
+            "sweep": _ref("SweepRequest"),
             "notifyVia": {"enum": _NOTIFY, "description": "defaults to the profile's choice"},
+        },
+    },
+    "SweepRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["payload", "parameters"],
+        "properties": {
+            "payload": {
+                "type": "object",
+                "description": "a RunBacktestDto whose rules may name the parameters",
+            },
+            "parameters": {
+                "type": "object",
+                "minProperties": 1,
+                "maxProperties": 4,
+                "additionalProperties": {
+                    "oneOf": [
+                        {
+                            "type": "object",
+                            "required": ["from", "to", "step"],
+                            "properties": {
+                                "from": {"type": "number"},
+                                "to": {"type": "number"},
+                                "step": {"type": "number", "exclusiveMinimum": 0},
+                            },
+                        },
+                        {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": 1000,
+                            "items": {"type": "number"},
+                        },
+                    ]
+                },
+            },
+            "constraint": {"type": ["string", "null"], "maxLength": 1000},
+            "objective": {
+                "enum": ["totalReturn", "sharpe", "sortino", "calmar", "profitFactor", "expectancy"]
+            },
+            "minTrades": {"type": "integer", "minimum": 0},
+            "outOfSample": {"type": "number", "minimum": 0, "maximum": 0.5},
         },
     },
     "Accepted": {
@@ -100,6 +142,7 @@ SCHEMAS: dict[str, Any] = {
             "queueId": {"type": "integer"},
             "position": {"type": "integer", "minimum": 1},
             "estimatedWait": {"type": "integer", "minimum": 0, "description": "minutes"},
+            "combinations": {"type": "integer", "description": "a sweep's, after its constraint"},
         },
     },
     "Position": {
@@ -116,6 +159,9 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "id": {"type": "integer"},
+            "kind": {"enum": ["backtest", "sweep", "walkForward"]},
+            "combinations": {"type": "integer", "description": "sweeps only"},
+            "combinationsDone": {"type": "integer", "description": "sweeps only"},
             "strategyName": {"type": "string"},
             "status": {"enum": _STATUS},
             "queuePosition": {"type": ["integer", "null"]},
@@ -299,6 +345,49 @@ def _paths() -> dict[str, Any]:
                     **_errors(401, 404, 409, 422),
                 },
             },
+        },
+        "/api/backtest/queue/{id}/grid.csv": {
+            "get": {
+                "security": _AUTH,
+                "parameters": _ID,
+                "responses": {
+                    "200": {
+                        "description": "every combination of a completed sweep, streamed",
+                        "content": {"text/csv": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(401, 404, 409, 422),
+                },
+            }
+        },
+        "/api/backtest/queue/{id}/combinations/{index}/backtest": {
+            "post": {
+                "security": _AUTH,
+                "parameters": [
+                    *_ID,
+                    {
+                        "name": "index",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 0},
+                    },
+                ],
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {"notifyVia": {"enum": _NOTIFY}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "202": _json(_ref("Accepted"), "Accepted"),
+                    **_errors(400, 401, 404, 413, 422, 429, 503),
+                },
+            }
         },
         "/api/backtest/queue/{id}/events": {
             "get": {

@@ -165,6 +165,9 @@ def test_dashboard_shows_what_operators_asked_for() -> None:
         "algotcha_http_requests_total",
         "rabbitmq_queue_messages_ready",
         "rabbitmq_queue_messages_unacked",
+        "algotcha_sweep_combinations_total",
+        "algotcha_sweep_combination_seconds_bucket",
+        "algotcha_sweep_chunks_in_flight",
     }
 
 
