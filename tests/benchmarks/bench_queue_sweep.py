@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -72,6 +73,7 @@ def through_queue(stack: Stack, token: str, size: int, workers: int) -> dict[str
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=stack.url, headers=headers, timeout=60) as client:
         _wait_for_workers(client, workers)
+        idle_cpu_s = sum(_tree_cpu_s(process.pid) for process in started_workers)
         began = time.perf_counter()
         answer = client.post(
             "/api/backtest/queue", json={"sweep": sweep_body(size), "notifyVia": "none"}
@@ -84,6 +86,7 @@ def through_queue(stack: Stack, token: str, size: int, workers: int) -> dict[str
                 break
             time.sleep(0.1)
         elapsed = time.perf_counter() - began
+    cpu_s = sum(_tree_cpu_s(process.pid) for process in started_workers) - idle_cpu_s
     for process in started_workers:
         process.terminate()
     for process in started_workers:
@@ -94,10 +97,26 @@ def through_queue(stack: Stack, token: str, size: int, workers: int) -> dict[str
     return {
         "workers": workers,
         "seconds": elapsed,
+        # the workers' CPU from submit to completed, their backtest processes included
+        "worker_cpu_s": cpu_s,
         "engine_ms_summed": result["elapsedMs"],
         "combinations": result["combinations"],
         "best": result["top"][0]["parameters"] if result["top"] else None,
     }
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its descendants, the ended ones its tree has reaped too
+    (a chunk's backtest process is a child of the worker's forkserver)."""
+    total = 0.0
+    root = psutil.Process(pid)
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
 
 
 def _wait_for_workers(client: httpx.Client, count: int) -> None:
@@ -127,19 +146,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         stack.close()
     overhead = one["seconds"] / alone["total_s"] - 1
+    cpu_overhead = one["worker_cpu_s"] / alone["sweep_cpu_s"] - 1
     ratio = two["seconds"] / one["seconds"]
     print(
         f"reference sweep, {one['combinations']:,} combinations on {size:,} bars:\n"
         f"  engine alone (one process, load + sweep): {alone['total_s']:.1f} s "
-        f"({alone['sweep_s']:.1f} s sweeping)\n"
+        f"({alone['sweep_s']:.1f} s sweeping, {alone['sweep_cpu_s']:.1f} s of CPU)\n"
         f"  through the queue, 1 worker (submit -> completed): {one['seconds']:.1f} s -> "
-        f"the queue adds {overhead:+.1%} (target under {TARGET_OVERHEAD:.0%})\n"
+        f"the queue adds {overhead:+.1%} (target under {TARGET_OVERHEAD:.0%}); the worker "
+        f"used {one['worker_cpu_s']:.1f} s of CPU ({cpu_overhead:+.1%} over the engine's)\n"
         f"  through the queue, 2 workers: {two['seconds']:.1f} s -> {ratio:.2f}x the time of one "
-        f"(target at most {TARGET_SPEEDUP_RATIO}x), speed-up {1 / ratio:.2f}x",
+        f"(target at most {TARGET_SPEEDUP_RATIO}x), speed-up {1 / ratio:.2f}x; "
+        f"{two['worker_cpu_s']:.1f} s of CPU\n"
+        f"  (wall times need idle CPUs: with a load of {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} CPUs, two workers cannot run twice as fast)",
         flush=True,
     )
     report = {"bars": size, "alone": alone, "one": one, "two": two, "overhead": overhead,
-              "two_over_one": ratio}  # fmt: skip
+              "cpu_overhead": cpu_overhead, "two_over_one": ratio}  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return report

@@ -1,4 +1,4 @@
-"""`make bench`: the engine, sweep, API and event-stream benchmarks in one run, with targets.
+"""`make bench`: engine, sweep, queued sweep, API and event-stream benchmarks, with targets.
 
     python tests/benchmarks/run.py [--quick] [--json var/bench.json]
 
@@ -21,6 +21,7 @@ from tests.benchmarks import (  # noqa: E402
     bench_api,
     bench_engine,
     bench_events,
+    bench_queue_sweep,
     bench_results,
     bench_sweep,
 )
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         sweep_args = ["--json", str(sweep_json), "--data-dir", str(ROOT / "var" / "bench-data")]
         bench_sweep.main(sweep_args + (["--quick"] if args.quick else []))
         sweeps = json.loads(sweep_json.read_text())
+        print("\n== the reference sweep through the queue ==", flush=True)
+        queue_args = ["--data-dir", str(ROOT / "var" / "bench-data")]
+        queued_sweep = bench_queue_sweep.main(queue_args + (["--quick"] if args.quick else []))
     print("\n== API and queue ==", flush=True)
     api = bench_api.main(["--seconds", "5" if args.quick else "15"])
     print("\n== event streams ==", flush=True)
@@ -52,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = {
         "engine": engine,
         "sweeps": sweeps,
+        "queued_sweep": queued_sweep,
         "api": api,
         "events": events,
         "results": results,
