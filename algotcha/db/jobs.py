@@ -39,7 +39,7 @@ class JobRow:
     result: dict[str, Any] | None
     # Bumped by a trigger on each change of status or progress (migration 0005_job_events).
     revision: int = 0
-    # A chunked job (migration 0006_job_chunks): its kind, its units (combinations of a
+    # A chunked job (migration 0007_job_chunks): its kind, its units (combinations of a
     # sweep) and how many are done, and the bars each unit runs over.
     kind: str = "backtest"
     units: int | None = None

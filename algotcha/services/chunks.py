@@ -19,10 +19,10 @@ from psycopg_pool import ConnectionPool
 
 from algotcha import queues
 from algotcha.config import Settings
-from algotcha.db import chunks as chunk_db
+from algotcha.db import job_chunks as job_chunk_db
 from algotcha.db import jobs as job_db
 from algotcha.db import workers as worker_db
-from algotcha.db.chunks import ChunkRow, UnitRow
+from algotcha.db.job_chunks import ChunkRow, UnitRow
 from algotcha.db.jobs import JobRow
 from algotcha.db.pool import transaction
 from algotcha.errors import UnavailableError
@@ -68,7 +68,7 @@ def count(job: JobRow) -> int:
 def start(conn: psycopg.Connection, job: JobRow) -> int:
     """Cut a job just claimed into its chunks, in the claim's transaction; how many."""
     bounds = cut(job.units or 1)
-    chunk_db.insert_chunks(conn, job.id, bounds)
+    job_chunk_db.insert_chunks(conn, job.id, bounds)
     logger.info("event=job_chunked job=%s units=%s chunks=%s", job.id, job.units, len(bounds))
     return len(bounds)
 
@@ -88,7 +88,7 @@ def wake(broker: dramatiq.Broker, job_id: int, count: int) -> None:
 def claim(pool: ConnectionPool, worker_id: str) -> Claimed | None:
     """The next undone chunk of the running chunked job first in line; None if there is none."""
     with transaction(pool) as conn:
-        chunk = chunk_db.claim_next_chunk(conn, worker_id)
+        chunk = job_chunk_db.claim_next_chunk(conn, worker_id)
         job = None if chunk is None else job_db.select_job(conn, chunk.job_id)
     if chunk is None or job is None:
         return None
@@ -108,10 +108,10 @@ def record_progress(pool: ConnectionPool, chunk: ChunkRow, worker_id: str, units
     """Heartbeat the chunk and its job, move the job's progress; True when the chunk should
     stop (the job was cancelled or has ended, or the chunk was taken away)."""
     with transaction(pool) as conn:
-        ours = chunk_db.update_chunk_progress(
+        ours = job_chunk_db.update_chunk_progress(
             conn, chunk.job_id, chunk.chunk, worker_id, units_done
         )
-        cancel_requested = chunk_db.update_job_from_chunks(conn, chunk.job_id)
+        cancel_requested = job_chunk_db.update_job_from_chunks(conn, chunk.job_id)
         worker_db.update_worker_heartbeat(conn, worker_id)
     return not ours or cancel_requested is None or cancel_requested
 
@@ -134,18 +134,18 @@ def complete(
     finished: JobRow | None = None
     try:
         with transaction(pool) as conn:
-            done = chunk_db.update_chunk_done(
+            done = job_chunk_db.update_chunk_done(
                 conn, chunk.job_id, chunk.chunk, worker_id, elapsed_ms
             )
             if done is None:
                 logger.warning("event=chunk_taken_away job=%s chunk=%s", chunk.job_id, chunk.chunk)
                 return None
-            chunk_db.insert_unit_rows(conn, chunk.job_id, chunk.chunk, rows)
-            units_done, units = chunk_db.update_job_units_done(conn, chunk.job_id, done.units)
+            job_chunk_db.insert_unit_rows(conn, chunk.job_id, chunk.chunk, rows)
+            units_done, units = job_chunk_db.update_job_units_done(conn, chunk.job_id, done.units)
             if units_done == units:
-                chunks_done = chunk_db.select_chunks(conn, chunk.job_id)
+                chunks_done = job_chunk_db.select_chunks(conn, chunk.job_id)
                 engine_ms = sum(c.elapsed_ms or 0.0 for c in chunks_done)
-                stored = chunk_db.select_unit_rows(conn, chunk.job_id)
+                stored = job_chunk_db.select_unit_rows(conn, chunk.job_id)
                 result = merge(claimed.job, stored, engine_ms)
                 finished = job_db.update_job_finished(
                     conn, chunk.job_id, None, status="completed", result=result
@@ -181,7 +181,7 @@ def fail(pool: ConnectionPool, claimed: Claimed, error: str, *, outcome: str) ->
         job = job_db.update_job_finished(
             conn, claimed.chunk.job_id, None, status="failed", error=error
         )
-        chunk_db.update_chunks_stopped(conn, claimed.chunk.job_id)
+        job_chunk_db.update_chunks_stopped(conn, claimed.chunk.job_id)
     logger.info(
         "event=job_failed job=%s chunk=%s outcome=%s error=%r",
         claimed.chunk.job_id,
@@ -200,11 +200,11 @@ def stop(
     chunk = claimed.chunk
     with transaction(pool) as conn:
         job = job_db.select_job(conn, chunk.job_id)
-        released = chunk_db.update_chunk_released(conn, chunk.job_id, chunk.chunk, worker_id)
+        released = job_chunk_db.update_chunk_released(conn, chunk.job_id, chunk.chunk, worker_id)
         cancelled = None
         if job is not None and job.status == "processing" and job.cancel_requested:
             cancelled = job_db.update_job_finished(conn, job.id, None, status="cancelled")
-            chunk_db.update_chunks_stopped(conn, job.id)
+            job_chunk_db.update_chunks_stopped(conn, job.id)
     if cancelled is not None:
         metrics.SWEEP_COMBINATIONS.labels("cancelled").inc(chunk.units)
         logger.info("event=job_cancelled job=%s chunk=%s", chunk.job_id, chunk.chunk)
@@ -231,7 +231,7 @@ def recover(
     chunks returned to undone."""
     wakeups: dict[int, int] = {}
     with transaction(pool) as conn:
-        stale = chunk_db.update_stale_chunks_undone(
+        stale = job_chunk_db.update_stale_chunks_undone(
             conn, stale_after_s=settings.stale_after_s, dead_workers=list(dead_workers)
         )
         for chunk in stale:
@@ -253,13 +253,13 @@ def recover(
                 jobs.observe(job, "crashed")
             else:
                 wakeups[chunk.job_id] = wakeups.get(chunk.job_id, 0) + 1
-        for idle in chunk_db.select_idle_jobs(conn, stale_after_s=settings.stale_after_s):
+        for idle in job_chunk_db.select_idle_jobs(conn, stale_after_s=settings.stale_after_s):
             if idle.cancel_requested and idle.running == 0:
                 job = job_db.update_job_finished(conn, idle.id, None, status="cancelled")
                 jobs.observe(job, "cancelled")
             elif idle.undone:
                 # Wake-ups lost (a broker outage, a crash right after the cut): send again.
-                chunk_db.update_job_from_chunks(conn, idle.id)
+                job_chunk_db.update_job_from_chunks(conn, idle.id)
                 wakeups[idle.id] = max(wakeups.get(idle.id, 0), idle.undone)
     for job_id, count in wakeups.items():
         wake(broker, job_id, count)

@@ -16,7 +16,7 @@ from psycopg_pool import ConnectionPool
 
 from algotcha import queues
 from algotcha.config import Settings
-from algotcha.db import chunks as chunk_db
+from algotcha.db import job_chunks as job_chunk_db
 from algotcha.db import jobs as job_db
 from algotcha.db import trade_chunks as chunk_db
 from algotcha.db import workers as worker_db
@@ -285,7 +285,7 @@ def queue_sample(pool: ConnectionPool, settings: Settings) -> QueueSample:
         counts = job_db.count_jobs_by_status(conn)
         load = _loads.get(conn, pool, settings)
         oldest = job_db.select_oldest_processing_s(conn)
-        in_flight = chunk_db.count_running_chunks(conn)
+        in_flight = job_chunk_db.count_running_chunks(conn)
     return QueueSample(
         jobs_by_status=dataclasses.asdict(counts),
         estimated_wait_s=estimates.wait_s(counts.queued, load),

@@ -18,9 +18,9 @@ from psycopg_pool import ConnectionPool
 import engine
 from algotcha import schemas
 from algotcha.config import Settings
-from algotcha.db import chunks as chunk_db
+from algotcha.db import job_chunks as job_chunk_db
 from algotcha.db import jobs as job_db
-from algotcha.db.chunks import UnitRow
+from algotcha.db.job_chunks import UnitRow
 from algotcha.db.jobs import JobRow
 from algotcha.db.pool import connection
 from algotcha.errors import ConflictError, NotFoundError
@@ -111,7 +111,7 @@ def grid_csv(pool: ConnectionPool, user_id: int, job_id: int) -> Iterator[str]:
 
     def lines() -> Iterator[str]:
         with connection(pool) as conn, conn.transaction():
-            yield from schemas.grid_csv_lines(names, chunk_db.select_unit_data(conn, job_id))
+            yield from schemas.grid_csv_lines(names, job_chunk_db.select_unit_data(conn, job_id))
 
     return lines()
 

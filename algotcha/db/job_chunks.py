@@ -1,4 +1,7 @@
-"""SQL for the job_chunk and chunk_row tables: the chunks of a sweep (or any chunked job)."""
+"""SQL for the job_chunk and chunk_row tables: the chunks of a sweep (or any chunked job).
+
+Not to be confused with trade_chunks.py (a result's trades stored in blocks).
+"""
 
 from __future__ import annotations
 
