@@ -58,6 +58,12 @@ def _completed(job: JobRow | None, job_id: int) -> JobRow:
         raise NotFoundError(f"no backtest {job_id}")
     if job.status != "completed" or job.result is None:
         raise ConflictError(f"backtest {job_id} has no result: it is {job.status}")
+    if job.kind != "backtest":
+        # a sweep's result is a ranking of combinations, with neither trades nor equity
+        raise ConflictError(
+            f"job {job_id} is a {job.kind}: it has no trades or equity curve; its result is "
+            f"GET /api/backtest/queue/{job_id} and its grid /api/backtest/queue/{job_id}/grid.csv"
+        )
     return job
 
 

@@ -133,6 +133,9 @@ def test_two_workers_share_a_sweep_and_match_the_engine_alone(
     assert table[0][:3] == ["index", "fast", "slow"] and "oos_sharpe" in table[0]
     assert [int(row[0]) for row in table[1:]] == list(range(18))
     assert eve.client.get(f"/api/backtest/queue/{sweep_id}/grid.csv").status_code == 404
+    # the result routes of a backtest (trades, exports) have nothing to show for a sweep
+    trades = ann.client.get(f"/api/backtest/queue/{sweep_id}/trades")
+    assert trades.status_code == 409 and "grid.csv" in trades.json()["detail"]
 
     best = job["result"]["top"][0]
     cell = f"/api/backtest/queue/{sweep_id}/combinations/{best['index']}/backtest"
