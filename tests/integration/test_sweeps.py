@@ -194,13 +194,15 @@ def test_cancel_mid_sweep_stops_the_chunks_of_both_workers(
     assert db.execute(
         "SELECT count(*) FROM job_chunk WHERE job_id = %s AND status = 'done'", (sweep_id,)
     ).fetchone() == (0,)
+    # each worker lets go of its chunk: stopped at a tick, or (its child having just finished)
+    # refused when it tried to store the rows
+    stopped = ("event=chunk_stopped", "event=job_cancelled", "event=chunk_taken_away")
     for worker in workers:
         wait_for(
-            lambda w=worker: (
-                f"job={sweep_id} chunk=" in w.output()
-                and ("event=chunk_stopped" in w.output() or "event=job_cancelled" in w.output())
+            lambda w=worker: any(
+                f"{event} job={sweep_id} chunk=" in w.output() for event in stopped
             ),
-            timeout_s=5,
+            timeout_s=10,
             what="each worker stopping its chunk",
         )
 
