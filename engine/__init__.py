@@ -8,7 +8,7 @@ from engine.grid import SweepRequest
 from engine.request import TIMEFRAMES, BacktestRequest
 from engine.result import BacktestResult, Trade
 from engine.run import check, run
-from engine.store import BarStore, DatasetInfo
+from engine.store import BarStore, DatasetInfo, DatasetSource
 from engine.sweep import ChunkResult, SweepResult, SweepRow
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "ChunkResult",
     "DataError",
     "DatasetInfo",
+    "DatasetSource",
     "EngineError",
     "RuleError",
     "SweepRequest",
