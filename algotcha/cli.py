@@ -10,7 +10,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -19,7 +19,9 @@ from algotcha.config import Settings, load_settings
 from algotcha.errors import AlgotchaError, ConfigError
 
 if TYPE_CHECKING:
+    import engine
     from algotcha.notify import telegram
+    from algotcha.services import marketdata
 
 logger = logging.getLogger("algotcha")
 
@@ -120,17 +122,54 @@ def _parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="manage bar data").add_subparsers(
         required=True, metavar="action"
     )
-    imp = data.add_parser("import", help="import 1-minute bars from CSV (Binance or generic)")
-    imp.add_argument("symbol")
-    imp.add_argument("files", nargs="+", type=Path)
+    imp = data.add_parser(
+        "import", help="import 1-minute bars from CSV or .zip files (Binance or generic)"
+    )
+    imp.add_argument("symbol", help="the dataset's name, e.g. BTCUSDT")
+    imp.add_argument("files", nargs="+", type=Path, help="CSV files, or zips holding one CSV each")
+    imp.add_argument(
+        "--append",
+        action="store_true",
+        help="add to the stored dataset instead of replacing it (overlapping bars must agree)",
+    )
     imp.set_defaults(command=_data_import)
+    download = data.add_parser(
+        "download", help="download 1-minute bars from the exchange's public archive, verified"
+    )
+    download.add_argument("symbols", nargs="+", metavar="SYMBOL", help="e.g. BTCUSDT ETHUSDT")
+    download.add_argument(
+        "--from",
+        dest="first_day",
+        required=True,
+        type=_first_day,
+        help="first month or day, UTC: 2021-01 or 2021-01-15",
+    )
+    download.add_argument(
+        "--to",
+        dest="last_day",
+        type=_last_day,
+        help="last month or day, inclusive, UTC (default: yesterday, the last complete day)",
+    )
+    download.add_argument(
+        "--market", choices=["spot", "um"], default="spot", help="spot or USD-M futures"
+    )
+    download.set_defaults(command=_data_download)
+    update = data.add_parser(
+        "update", help="append the archive's new days to downloaded datasets (cron, timers)"
+    )
+    update.add_argument(
+        "symbols", nargs="*", metavar="SYMBOL", help="datasets to update (default: all downloaded)"
+    )
+    update.set_defaults(command=_data_update)
     synth = data.add_parser("synth", help="write a synthetic (clearly labelled) dataset")
     synth.add_argument("symbol", nargs="?", default="SYNTH")
     synth.add_argument("--days", type=int, default=365)
     synth.add_argument("--start", default="2021-01-01T00:00:00Z")
     synth.add_argument("--seed", type=int, default=42)
     synth.set_defaults(command=_data_synth)
-    data.add_parser("list", help="list stored datasets").set_defaults(command=_data_list)
+    data.add_parser("list", help="list stored datasets with their range and source").set_defaults(
+        command=_data_list
+    )
 
     backtest = sub.add_parser("backtest", help="run backtests locally").add_subparsers(
         required=True, metavar="action"
@@ -326,21 +365,119 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _data_import(args: argparse.Namespace, settings: Settings) -> int:
-    import pandas as pd
+def _first_day(text: str) -> date:
+    return _day(text, last=False)
 
-    import engine
-    from engine.csvimport import read_csv
 
+def _last_day(text: str) -> date:
+    return _day(text, last=True)
+
+
+def _day(text: str, *, last: bool) -> date:
+    """A day from YYYY-MM-DD, or from YYYY-MM: its first day, or its last with `last`."""
     try:
-        frames = [read_csv(path) for path in args.files]
-        info = engine.BarStore(settings.data_dir).write(args.symbol, pd.concat(frames).sort_index())
+        if len(text) == len("2021-01"):
+            month = datetime.strptime(text, "%Y-%m").date()
+            if not last:
+                return month
+            return (month.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+        return datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a month (2021-01) or a day (2021-01-15)"
+        ) from None
+
+
+def _data_import(args: argparse.Namespace, settings: Settings) -> int:
+    import engine
+    from algotcha.services import marketdata
+
+    store = engine.BarStore(settings.data_dir)
+    try:
+        info = marketdata.import_files(store, args.symbol, args.files, append=args.append)
     except engine.EngineError as exc:
         print(f"algotcha: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    span = f"{info.start:%Y-%m-%d %H:%M} to {info.end:%Y-%m-%d %H:%M} UTC"
-    print(f"{info.symbol}: {info.bars} bars from {span}")
+    except OSError as exc:
+        return _storage_failed(exc)
+    print(f"{info.symbol}: {info.bars} bars from {_span(info)}")
     return EXIT_OK
+
+
+def _data_download(args: argparse.Namespace, settings: Settings) -> int:
+    import engine
+    from algotcha.services import marketdata
+
+    store = engine.BarStore(settings.data_dir)
+    failed = 0
+    for symbol in args.symbols:
+        try:
+            report = marketdata.download(
+                store,
+                settings.market_data_url,
+                symbol,
+                market=args.market,
+                first_day=args.first_day,
+                last_day=args.last_day,
+                today=datetime.now(UTC).date(),
+                stream=sys.stderr,
+            )
+        except AlgotchaError as exc:
+            print(f"algotcha: {exc.detail}", file=sys.stderr)
+            failed += 1
+            continue
+        except OSError as exc:
+            return _storage_failed(exc)
+        _print_report(report)
+    return EXIT_USER_ERROR if failed else EXIT_OK
+
+
+def _data_update(args: argparse.Namespace, settings: Settings) -> int:
+    import engine
+    from algotcha.services import marketdata
+
+    store = engine.BarStore(settings.data_dir)
+    try:
+        results = marketdata.update(
+            store,
+            settings.market_data_url,
+            args.symbols,
+            today=datetime.now(UTC).date(),
+            stream=sys.stderr,
+        )
+    except OSError as exc:
+        return _storage_failed(exc)
+    for result in results:
+        if isinstance(result, AlgotchaError):
+            print(f"algotcha: {result.detail}", file=sys.stderr)
+        else:
+            _print_report(result)
+    return EXIT_USER_ERROR if any(isinstance(r, AlgotchaError) for r in results) else EXIT_OK
+
+
+def _print_report(report: marketdata.Report) -> None:
+    for note in report.notes:
+        print(f"{report.symbol}: {note}")
+    if report.missing:
+        print(f"{report.symbol}: not in the archive (404), skipped: {', '.join(report.missing)}")
+    if report.info is not None:
+        print(
+            f"{report.symbol}: {report.fetched} file(s) downloaded, {report.resumed} reused; "
+            f"{report.info.bars} bars from {_span(report.info)}"
+        )
+
+
+def _storage_failed(exc: OSError) -> int:
+    print(
+        f"algotcha: cannot write the dataset ({exc.strerror or exc}); the stored data is "
+        "unchanged, rerun once there is room",
+        file=sys.stderr,
+    )
+    return EXIT_FAILURE
+
+
+def _span(info: engine.DatasetInfo) -> str:
+    return f"{info.start:%Y-%m-%d %H:%M} to {info.end:%Y-%m-%d %H:%M} UTC"
 
 
 def _data_synth(args: argparse.Namespace, settings: Settings) -> int:
@@ -349,7 +486,8 @@ def _data_synth(args: argparse.Namespace, settings: Settings) -> int:
 
     start = datetime.fromisoformat(args.start).astimezone(UTC)
     bars = synth_bars(start, args.days * 24 * 60, seed=args.seed)
-    info = engine.BarStore(settings.data_dir).write(args.symbol, bars)
+    source = engine.DatasetSource("synthetic", (), None, datetime.now(UTC).replace(microsecond=0))
+    info = engine.BarStore(settings.data_dir).write(args.symbol, bars, source=source)
     print(f"{info.symbol}: {info.bars} synthetic bars (seed {args.seed}), not market data")
     return EXIT_OK
 
@@ -360,6 +498,7 @@ def _data_list(args: argparse.Namespace, settings: Settings) -> int:
     for info in engine.BarStore(settings.data_dir).datasets():
         print(
             f"{info.symbol:<12} {info.bars:>10} bars  {info.start:%Y-%m-%d} .. {info.end:%Y-%m-%d}"
+            f"  {_describe(info.source)}"
         )
     return EXIT_OK
 
@@ -371,6 +510,17 @@ def _write_csv(directory: Path, result: dict[str, Any]) -> None:
 
     for path in exports.write_files(directory, result):
         print(f"wrote {path}", file=sys.stderr)
+
+
+def _describe(source: engine.DatasetSource | None) -> str:
+    if source is None:
+        return "source unknown"
+    updated = f", updated {source.updated_at:%Y-%m-%d %H:%M} UTC" if source.updated_at else ""
+    if source.kind == "synthetic":
+        return f"synthetic, not market data{updated}"
+    if source.kind == "download":
+        return f"downloaded from {source.url}{updated}"
+    return f"imported from {', '.join(source.files)}{updated}"
 
 
 def _backtest_run(args: argparse.Namespace, settings: Settings) -> int:

@@ -34,6 +34,8 @@ class Settings:
     jwt_audience: str = "algotcha-api"
     jwt_ttl_s: int = 12 * 3600
     data_dir: Path = Path("data")
+    # Binance's public kline archive, or a mirror of its layout (tests serve one on loopback).
+    market_data_url: str = "https://data.binance.vision"
     public_url: str = "http://127.0.0.1:8000"
     max_queued_per_user: int = 5
     max_sweep_combinations: int = 10_000
@@ -169,6 +171,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         jwt_audience=get("JWT_AUDIENCE", str, defaults.jwt_audience),
         jwt_ttl_s=get("JWT_TTL_SECONDS", _positive_int, defaults.jwt_ttl_s),
         data_dir=get("DATA_DIR", Path, defaults.data_dir),
+        market_data_url=get("MARKET_DATA_URL", _url, defaults.market_data_url),
         public_url=get("PUBLIC_URL", _url, defaults.public_url),
         max_queued_per_user=get("MAX_QUEUED_PER_USER", _positive_int, defaults.max_queued_per_user),
         max_sweep_combinations=get(
