@@ -74,14 +74,15 @@ def _private_file(path: Path, make: str) -> str:
 
 
 def _seed_demo_data(settings: Settings) -> None:
-    from engine.synth import synth_bars
+    from engine.synth import synth_bars, synthetic_source
 
     store = engine.BarStore(settings.data_dir)
     if store.datasets():
         return
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     start = datetime(2022, 1, 1, tzinfo=UTC)
-    info = store.write(DEMO_SYMBOL, synth_bars(start, DEMO_DAYS * 24 * 60, seed=42))
+    bars = synth_bars(start, DEMO_DAYS * 24 * 60, seed=42)
+    info = store.write(DEMO_SYMBOL, bars, source=synthetic_source())
     logger.info("event=demo_data_written symbol=%s bars=%s synthetic=true", info.symbol, info.bars)
 
 

@@ -482,12 +482,11 @@ def _span(info: engine.DatasetInfo) -> str:
 
 def _data_synth(args: argparse.Namespace, settings: Settings) -> int:
     import engine
-    from engine.synth import synth_bars
+    from engine.synth import synth_bars, synthetic_source
 
     start = datetime.fromisoformat(args.start).astimezone(UTC)
     bars = synth_bars(start, args.days * 24 * 60, seed=args.seed)
-    source = engine.DatasetSource("synthetic", (), None, datetime.now(UTC).replace(microsecond=0))
-    info = engine.BarStore(settings.data_dir).write(args.symbol, bars, source=source)
+    info = engine.BarStore(settings.data_dir).write(args.symbol, bars, source=synthetic_source())
     print(f"{info.symbol}: {info.bars} synthetic bars (seed {args.seed}), not market data")
     return EXIT_OK
 

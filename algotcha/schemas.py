@@ -499,11 +499,21 @@ def render_user(user: UserRow) -> dict[str, Any]:
 
 
 def render_dataset(info: engine.DatasetInfo) -> dict[str, Any]:
+    source = info.source
     return {
         "symbol": info.symbol,
         "start": iso(info.start),
         "end": iso(info.end),
         "bars": info.bars,
+        "synthetic": source is not None and source.kind == "synthetic",
+        "source": None
+        if source is None
+        else {
+            "kind": source.kind,
+            "files": list(source.files),
+            "url": source.url,
+            "updatedAt": iso(source.updated_at) if source.updated_at else None,
+        },
     }
 
 
