@@ -300,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     for label, size in sizes.items():
         symbol = "BENCH" + label.replace(".", "_").upper()
         info = store.info(symbol)
-        if info is None or info.bars != size:
+        partitioned = (directory / symbol / "dataset.json").is_file()
+        if info is None or info.bars != size or not partitioned:
             store.write(symbol, bars.iloc[:size])
     print(f"data: {directory} ({', '.join(sizes)} 1-minute bars)", flush=True)
     print(f"load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)

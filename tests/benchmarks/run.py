@@ -22,6 +22,7 @@ from tests.benchmarks import (  # noqa: E402
     bench_engine,
     bench_events,
     bench_results,
+    bench_store,
     bench_sweep,
 )
 
@@ -42,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         sweep_args = ["--json", str(sweep_json), "--data-dir", str(ROOT / "var" / "bench-data")]
         bench_sweep.main(sweep_args + (["--quick"] if args.quick else []))
         sweeps = json.loads(sweep_json.read_text())
+        print("\n== bar store: 5-year dataset, partitions vs single file ==", flush=True)
+        store_json = Path(tmp) / "store.json"
+        store_status = bench_store.main(
+            ["--json", str(store_json)] + (["--quick"] if args.quick else [])
+        )
+        store = json.loads(store_json.read_text())
     print("\n== API and queue ==", flush=True)
     api = bench_api.main(["--seconds", "5" if args.quick else "15"])
     print("\n== event streams ==", flush=True)
@@ -52,13 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     figures = {
         "engine": engine,
         "sweeps": sweeps,
+        "store": store,
         "api": api,
         "events": events,
         "results": results,
     }
     args.json.write_text(json.dumps(figures, indent=2))
     print(f"\nwritten to {args.json}")
-    return status
+    return status or store_status
 
 
 if __name__ == "__main__":
