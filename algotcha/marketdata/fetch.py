@@ -117,7 +117,7 @@ class Fetcher:
             return Failed(file, str(error))
         except OSError as error:  # the staging disk: full, read-only, ...
             return Failed(file, f"cannot write {target}: {error.strerror or error}")
-        logger.info("event=file_fetched file=%s bytes=%d", file.name, target.stat().st_size)
+        logger.debug("event=file_fetched file=%s bytes=%d", file.name, target.stat().st_size)
         return Fetched(file, target, resumed=False)
 
     def _retried(self, file: ArchiveFile, request: Callable[[], str]) -> str:

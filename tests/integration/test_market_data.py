@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -46,7 +47,10 @@ def environment(archive: Archive, store_dir: Path) -> dict[str, str]:
     }
 
 
-def algotcha(archive: Archive, store_dir: Path, *args: str) -> Run:
+def algotcha(archive: Archive, store_dir: Path, *args: str, max_file_bytes: int = 0) -> Run:
+    def limit_file_size() -> None:  # a full disk, as a process sees it: writes fail
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
+
     done = subprocess.run(
         [sys.executable, "-m", "algotcha", *args],
         env=environment(archive, store_dir),
@@ -54,6 +58,7 @@ def algotcha(archive: Archive, store_dir: Path, *args: str) -> Run:
         text=True,
         timeout=180,
         cwd=ROOT,
+        preexec_fn=limit_file_size if max_file_bytes else None,
     )
     return Run(done.returncode, done.stdout, done.stderr)
 
@@ -155,6 +160,22 @@ def test_a_checksum_mismatch_is_refused_and_nothing_is_stored(
     assert f"{name}: checksum mismatch" in run.err and "nothing was stored" in run.err
     assert stored(store_dir, "BTCUSDT") is None
     assert not (store_dir / ".downloads" / "spot" / "BTCUSDT" / name).exists()
+
+
+def test_a_full_disk_stores_nothing_and_a_rerun_finishes_the_job(
+    binance_archive: Archive, store_dir: Path
+) -> None:
+    publish_three_months(binance_archive)
+    run = algotcha(
+        binance_archive, store_dir, "data", "download", "BTCUSDT", *THREE_MONTHS,
+        max_file_bytes=1_000_000,
+    )  # fmt: skip
+    assert run.code == 2
+    assert "cannot write" in run.err and "nothing was stored" in run.err
+    assert stored(store_dir, "BTCUSDT") is None
+    run = algotcha(binance_archive, store_dir, "data", "download", "BTCUSDT", *THREE_MONTHS)
+    assert run.code == 0, run.err
+    assert_three_months_stored(store_dir)
 
 
 def test_a_month_missing_from_the_archive_is_reported_and_skipped(
