@@ -7,8 +7,11 @@ staged under DATA_DIR/.downloads, so a rerun fetches only what is still missing)
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -95,7 +98,10 @@ def download(
         report.info = stored
         report.notes.append(f"{symbol} already holds {first_day} to {last_day}")
         return report
-    return _fetch_and_store(store, base_url, symbol, market, files, today, stream, options, report)
+    with _only_download(store.data_dir / STAGING_DIR / market / symbol):
+        return _fetch_and_store(
+            store, base_url, symbol, market, files, today, stream, options, report
+        )
 
 
 def update(
@@ -164,6 +170,21 @@ def import_files(
         source = engine.DatasetSource("import", names, None, _now())
         return store.append(symbol, bars, source=source)
     return store.write(symbol, bars, source=engine.DatasetSource("import", names, None, _now()))
+
+
+@contextlib.contextmanager
+def _only_download(staging: Path) -> Iterator[None]:
+    """Refuse a second download of the same symbol (a timer's update meeting a manual one):
+    both would write the same staged files."""
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    with open(staging.parent / f"{staging.name}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MarketDataError(
+                f"another download of {staging.name} is running; try again when it has finished"
+            ) from None
+        yield
 
 
 def _fetch_and_store(

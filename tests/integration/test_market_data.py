@@ -138,6 +138,25 @@ def test_an_interrupted_download_resumes_without_fetching_completed_files_again(
     assert_three_months_stored(store_dir)
 
 
+def test_a_second_download_of_the_same_symbol_waits_its_turn(
+    binance_archive: Archive, store_dir: Path
+) -> None:
+    _, held, _ = publish_three_months(binance_archive)
+    release = binance_archive.held[held] = threading.Event()
+    command = [sys.executable, "-m", "algotcha", "data", "download", "BTCUSDT", *THREE_MONTHS]
+    first = subprocess.Popen(command, env=environment(binance_archive, store_dir), cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while binance_archive.count(held) == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    second = algotcha(binance_archive, store_dir, "data", "download", "BTCUSDT", *THREE_MONTHS)
+    release.set()
+    assert first.wait(120) == 0
+    assert second.code == 2
+    assert "another download of BTCUSDT is running" in second.err
+    assert_three_months_stored(store_dir)
+
+
 def test_a_network_cut_in_the_middle_of_a_file_is_retried(
     binance_archive: Archive, store_dir: Path
 ) -> None:
