@@ -456,10 +456,13 @@ def _data_update(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _print_report(report: marketdata.Report) -> None:
+    from algotcha.marketdata import archive
+
     for note in report.notes:
         print(f"{report.symbol}: {note}")
     if report.missing:
-        print(f"{report.symbol}: not in the archive (404), skipped: {', '.join(report.missing)}")
+        skipped = archive.describe(report.missing)
+        print(f"{report.symbol}: not in the archive (404), skipped: {skipped}")
     if report.info is not None:
         print(
             f"{report.symbol}: {report.fetched} file(s) downloaded, {report.resumed} reused; "

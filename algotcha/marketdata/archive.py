@@ -71,3 +71,26 @@ def parse_checksum(text: str, name: str) -> str:
     if len(fields) > 1 and fields[1].lstrip("*") != name:
         raise ValueError(f"{name}.CHECKSUM is for {fields[1]!r}")
     return fields[0].lower()
+
+
+def describe(files: list[ArchiveFile]) -> str:
+    """File names for people: runs of consecutive daily files as `first … last (n files)`."""
+    parts: list[str] = []
+    run: list[ArchiveFile] = []
+
+    def flush() -> None:
+        if len(run) > 2:
+            parts.append(f"{run[0].name} … {run[-1].name} ({len(run)} files)")
+        else:
+            parts.extend(file.name for file in run)
+        run.clear()
+
+    for file in sorted(files, key=lambda file: (file.first_day, not file.monthly)):
+        if run and (file.monthly or file.first_day != run[-1].first_day + timedelta(days=1)):
+            flush()
+        if file.monthly:
+            parts.append(file.name)
+        else:
+            run.append(file)
+    flush()
+    return ", ".join(parts)

@@ -50,7 +50,7 @@ class Report:
     info: engine.DatasetInfo | None = None
     fetched: int = 0
     resumed: int = 0
-    missing: list[str] = field(default_factory=list)
+    missing: list[archive.ArchiveFile] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -230,7 +230,7 @@ def _fetch_and_store(
                         progress.total_files += len(days)
                         progress.file_done(name, "not published yet: using its daily files")
                     else:
-                        report.missing.append(name)
+                        report.missing.append(outcome.file)
                         progress.file_done(name, "missing (404)")
                 else:
                     failed.append(outcome)

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from algotcha.marketdata.archive import ArchiveFile, parse_checksum, plan
+from algotcha.marketdata.archive import ArchiveFile, describe, parse_checksum, plan
 
 TODAY = date(2024, 6, 10)
 
@@ -50,3 +50,13 @@ def test_a_checksum_file_is_read_and_checked_against_the_file_name() -> None:
         parse_checksum("<html>not found</html>", "x.zip")
     with pytest.raises(ValueError, match=r"is for 'other\.zip'"):
         parse_checksum(f"{digest}  other.zip", "x.zip")
+
+
+def test_missing_files_are_described_with_runs_of_days_shortened() -> None:
+    files = plan("BTCUSDT", "spot", date(2024, 4, 1), date(2024, 6, 9), TODAY)
+    files += plan("BTCUSDT", "spot", date(2024, 3, 30), date(2024, 3, 31), TODAY)
+    assert describe(files) == (
+        "BTCUSDT-1m-2024-03-30.zip, BTCUSDT-1m-2024-03-31.zip, BTCUSDT-1m-2024-04.zip, "
+        "BTCUSDT-1m-2024-05.zip, "
+        "BTCUSDT-1m-2024-06-01.zip … BTCUSDT-1m-2024-06-09.zip (9 files)"
+    )
