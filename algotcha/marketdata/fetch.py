@@ -84,8 +84,12 @@ class Fetcher:
     def fetch_all(self, files: list[ArchiveFile]) -> Iterator[Outcome]:
         """Each file's outcome, in the order given, as soon as it and those before it are done."""
         self.staging.mkdir(parents=True, exist_ok=True)
-        with ThreadPoolExecutor(self.parallel, thread_name_prefix="fetch") as pool:
+        pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="fetch")
+        try:
             yield from pool.map(self.fetch, files)
+        finally:
+            # On Ctrl-C (or any error) start nothing new: only the files in flight finish.
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def fetch(self, file: ArchiveFile) -> Outcome:
         target = self.staging / file.name
