@@ -181,6 +181,20 @@ def test_a_checksum_mismatch_is_refused_and_nothing_is_stored(
     assert not (store_dir / ".downloads" / "spot" / "BTCUSDT" / name).exists()
 
 
+def test_a_verified_file_with_the_wrong_columns_is_refused_and_nothing_is_stored(
+    binance_archive: Archive, store_dir: Path
+) -> None:
+    first, _, _ = publish_three_months(binance_archive)
+    name = first.rsplit("/", 1)[1]
+    eleven_columns = "1704067200000,1,2,0.5,1.5,10,1704067259999,15,3,5,7\n"
+    binance_archive.publish_file(first, name, eleven_columns)  # with its matching CHECKSUM
+    run = algotcha(binance_archive, store_dir, "data", "download", "BTCUSDT", *THREE_MONTHS)
+    assert run.code == 2
+    assert f"{name} is not a recognised CSV" in run.err and "nothing was stored" in run.err
+    assert stored(store_dir, "BTCUSDT") is None
+    assert not (store_dir / ".downloads" / "spot" / "BTCUSDT" / name).exists()
+
+
 def test_a_full_disk_stores_nothing_and_a_rerun_finishes_the_job(
     binance_archive: Archive, store_dir: Path
 ) -> None:
