@@ -304,6 +304,22 @@ def test_update_appends_the_new_days_and_backtests_like_an_import_at_once(
     assert results[0] == results[1]
 
 
+def test_usd_m_futures_come_from_their_own_part_of_the_archive(
+    binance_archive: Archive, store_dir: Path
+) -> None:
+    paths = [binance_archive.publish_month("BTCUSDT", month, market="um") for month in (M4, M3)]
+    window = ("--from", f"{M4:%Y-%m}", "--to", f"{M3:%Y-%m}")
+    run = algotcha(
+        binance_archive, store_dir, "data", "download", "BTCUSDT", *window, "--market", "um"
+    )
+    assert run.code == 0, run.err
+    assert all(path.startswith("data/futures/um/monthly/klines/BTCUSDT/1m/") for path in paths)
+    assert [binance_archive.count(path) for path in paths] == [1, 1]
+    info = stored(store_dir, "BTCUSDT")
+    assert info is not None and info.bars == minutes(M4, month_end(M3))
+    assert info.source is not None and info.source.url == f"{binance_archive.url}/data/futures/um"
+
+
 def test_update_refuses_a_dataset_that_was_not_downloaded(
     binance_archive: Archive, store_dir: Path
 ) -> None:
