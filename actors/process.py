@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
 import threading
+from types import FrameType
 from typing import Protocol
 
 from prometheus_client.registry import Collector
@@ -11,7 +14,10 @@ from psycopg_pool import ConnectionPool
 
 from actors.broker import Runtime
 from algotcha.config import Settings
+from algotcha.services import execution
 from monitoring import exporter
+
+logger = logging.getLogger(__name__)
 
 
 class Service(Protocol):
@@ -33,8 +39,19 @@ def run_until_signalled(
         *collectors,
     )
     stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if not stop.is_set():
+            stop.set()
+            return
+        # A second Ctrl-C or SIGTERM: the operator will not wait for the orderly stop. A job
+        # left running goes back to the queue when a worker next starts (its heartbeat stops).
+        logger.warning("event=forced_stop signal=%s", signal.Signals(signum).name)
+        execution.shut_down()
+        os._exit(128 + signum)
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, on_signal)
     service.start()
     stop.wait()
     service.stop()

@@ -63,6 +63,7 @@ class BacktestWorker:
         logger.info("event=worker_stopping worker=%s", self.rt.worker_id)
         progress.shutting_down.set()
         self.worker.stop(timeout=SHUTDOWN_TIMEOUT_MS)
+        execution.shut_down()
         self.sweeper.stop()
         if self.heartbeat is not None:
             self.heartbeat.stop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,6 +91,8 @@ class _Child:
 # The next child, started ahead of time: a fork through the forkserver takes 20-40 ms,
 # which would otherwise be spent between claiming a job and starting it.
 _ready: _Child | None = None
+# The child running a job, if any: a forced stop kills it rather than leave it orphaned.
+_running: _Child | None = None
 
 
 def warm_up() -> None:
@@ -101,6 +104,16 @@ def warm_up() -> None:
         if _ready is not None:
             _ready.stop()
         _ready = _Child()
+
+
+def shut_down() -> None:
+    """Kill the backtest processes: they ignore SIGTERM, so multiprocessing's exit handler
+    (terminate, then join) would wait for them forever."""
+    global _ready
+    for child in (_ready, _running):
+        if child is not None:
+            child.stop()
+    _ready = None
 
 
 def run(
@@ -117,10 +130,10 @@ def run(
     on_tick(progress) is called about every tick_interval_s with the latest progress; when
     it returns True the child is killed and Stopped is returned. One child runs one job.
     """
-    global _ready
+    global _ready, _running
     warm_up()
     assert _ready is not None
-    child = _ready
+    child = _running = _ready
     started = time.monotonic()
     try:
         child.conn.send((payload, str(data_dir), delay_s))
@@ -134,6 +147,7 @@ def run(
         child.process.join(timeout=5)
         return Crashed(_describe_exit(child.process.exitcode))
     finally:
+        _running = None
         child.stop()
 
 
@@ -175,6 +189,10 @@ def _describe_exit(code: int | None) -> str:
 
 
 def _child_main(conn: Connection) -> None:
+    # Ctrl-C in a terminal signals the whole process group, and a SIGTERM may be sent to it
+    # too: the worker decides whether this backtest is handed back, so only it stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for name in list(os.environ):
         if name not in _CHILD_ENV:
             del os.environ[name]
