@@ -227,11 +227,14 @@ def _telegram_client(settings: Settings) -> telegram.Client:
 
 
 def _telegram_poll(args: argparse.Namespace, settings: Settings) -> int:
+    import functools
     import signal
     import threading
 
     from algotcha.db import pool as db_pool
-    from algotcha.services import bot
+    from algotcha.services import bot, jobs
+    from monitoring import exporter
+    from monitoring.collector import QueueCollector
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -239,7 +242,18 @@ def _telegram_poll(args: argparse.Namespace, settings: Settings) -> int:
     pool = db_pool.create_pool(settings.require_database_url(), max_size=2, name="algotcha-poll")
     with _telegram_client(settings) as client, pool:
         pool.wait(timeout=30)
-        bot.poll(pool, settings, client, stop, timeout_s=args.timeout)
+        # Scraped on METRICS_PORT like the worker and notifier (9193 in the deployment).
+        server, _ = exporter.start_http_exporter(
+            exporter.registry(settings.metrics_multiproc_dir),
+            settings.metrics_host,
+            settings.metrics_port,
+            QueueCollector(functools.partial(jobs.queue_sample, pool, settings)),
+        )
+        try:
+            bot.poll(pool, settings, client, stop, timeout_s=args.timeout)
+        finally:
+            server.shutdown()
+            server.server_close()
     return EXIT_OK
 
 
