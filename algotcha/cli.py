@@ -202,6 +202,7 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from actors import worker
 
+    settings.require_broker_url()
     _prepare_schema(args, settings)
     return worker.serve(settings)
 
@@ -209,6 +210,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 def _notifier(args: argparse.Namespace, settings: Settings) -> int:
     from actors import notifier
 
+    settings.require_broker_url()
     _prepare_schema(args, settings)
     return notifier.serve(settings)
 

@@ -94,6 +94,14 @@ class Settings:
             )
         return self.database_url
 
+    def require_broker_url(self) -> str:
+        if not self.broker_url:
+            raise ConfigError(
+                "BROKER_URL is not set (e.g. amqp://algotcha:...@127.0.0.1:5672/%2F): this "
+                "command consumes from RabbitMQ; only `algotcha up` runs without one"
+            )
+        return self.broker_url
+
     def require_jwt_secret(self) -> str:
         if not self.jwt_secret:
             raise ConfigError(
