@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from algotcha import __version__
 from algotcha.config import Settings, load_settings
@@ -37,9 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(os.environ)
-        # a local run's result owns stdout (numexpr logs at first use): logs go to stderr
-        local = getattr(args, "json", False) or args.result_on_stdout
-        _configure_logging(settings.log_level, sys.stderr if local else None)
+        _configure_logging(settings.log_level)
+        _set_engine_threads(settings.engine_threads)
         command: Callable[[argparse.Namespace, Settings], int] = args.command
         return command(args, settings)
     except AlgotchaError as exc:
@@ -52,10 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
 
 
-def _configure_logging(level: str, stream: TextIO | None = None) -> None:
+def _configure_logging(level: str) -> None:
+    # stdout is the command's output (JSON, a token, a table) for the next program in a pipe.
     logging.basicConfig(
         level=level,
-        stream=stream or sys.stdout,
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     # pika logs every reconnect attempt at INFO with a traceback
@@ -63,6 +63,16 @@ def _configure_logging(level: str, stream: TextIO | None = None) -> None:
     # httpx logs each request's URL at INFO, and a Bot API URL holds the bot token
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def _set_engine_threads(threads: int) -> None:
+    """numexpr reads its thread count from the environment when first imported, and logs a
+    line when it has to guess: set it before any command imports the engine. Processes
+    started later (the forkserver, API workers) inherit it."""
+    os.environ["NUMEXPR_MAX_THREADS"] = os.environ["NUMEXPR_NUM_THREADS"] = str(threads)
+    numexpr = sys.modules.get("numexpr")
+    if numexpr is not None:
+        numexpr.set_num_threads(threads)
 
 
 def _parser() -> argparse.ArgumentParser:

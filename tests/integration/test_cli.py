@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from algotcha import cli
+from tests.fixtures.app import payload
 
 CSV_HEADER = "timestamp,open,high,low,close,volume\n"
 
@@ -45,6 +47,42 @@ def arguments(parser: argparse.ArgumentParser, prefix: str = "algotcha") -> list
         elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
             found.append((f"{prefix} {action.dest}", action))
     return found
+
+
+def test_backtest_run_json_is_alone_on_stdout(data_dir: Path, tmp_path: Path) -> None:
+    """`algotcha backtest run p.json --json | jq .` works: nothing but the JSON on stdout,
+    even at DEBUG, and numexpr is told its thread count instead of logging a guess."""
+    path = tmp_path / "payload.json"
+    path.write_text(json.dumps(payload()))
+    env = {"DATA_DIR": str(data_dir), "LOG_LEVEL": "DEBUG"}
+    for name in ("NUMEXPR_MAX_THREADS", "NUMEXPR_NUM_THREADS", "OMP_NUM_THREADS"):
+        env[name] = ""  # numexpr treats empty as unset: as on a machine that sets none
+    done = algotcha("backtest", "run", str(path), "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["metrics"]["trades"] > 0
+    assert "NumExpr" not in done.stdout + done.stderr
+
+
+def test_log_lines_go_to_stderr_and_output_to_stdout(tmp_path: Path) -> None:
+    env = {"DATA_DIR": str(tmp_path / "data")}
+    done = algotcha("data", "synth", "--days", "1", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["SYNTH: 1440 synthetic bars (seed 42), not market data"]
+    assert "INFO engine.store dataset written symbol=SYNTH" in done.stderr
+    listed = algotcha("data", "list", env=env)
+    assert listed.stdout.split()[:2] == ["SYNTH", "1440"] and listed.stderr == ""
+
+
+def test_engine_threads_are_set_explicitly() -> None:
+    import numexpr
+
+    before = numexpr.get_num_threads()
+    try:
+        cli._set_engine_threads(1)
+        assert numexpr.get_num_threads() == 1
+        assert os.environ["NUMEXPR_NUM_THREADS"] == os.environ["NUMEXPR_MAX_THREADS"] == "1"
+    finally:
+        cli._set_engine_threads(before)
 
 
 @pytest.mark.parametrize("command", ["worker", "notifier"])
