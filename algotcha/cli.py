@@ -82,8 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(required=True, metavar="command")
 
     api = sub.add_parser("api", help="serve the HTTP API (uvicorn)")
-    api.add_argument("--host", default="127.0.0.1")
-    api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    api.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     api.add_argument("--migrate", action="store_true", help="apply migrations first")
     api.add_argument("--workers", type=int, default=1, help="API processes (default 1)")
     api.set_defaults(command=_api)
@@ -108,8 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     hook.set_defaults(command=_telegram_set_webhook)
 
     up = sub.add_parser("up", help="everything in one process (embedded database if none is set)")
-    up.add_argument("--host", default="127.0.0.1")
-    up.add_argument("--port", type=int, default=8000)
+    up.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    up.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     up.add_argument("--var", type=Path, default=Path("var"), help="state directory (default ./var)")
     up.set_defaults(command=_up)
 
@@ -119,26 +119,33 @@ def _parser() -> argparse.ArgumentParser:
         required=True, metavar="action"
     )
     create = user.add_parser("create", help="create a user (password from stdin or a prompt)")
-    create.add_argument("email")
-    create.add_argument("--name", default="")
+    create.add_argument("email", help="the new user's email address (their login)")
+    create.add_argument("--name", default="", help="display name (default: none)")
     create.set_defaults(command=_user_create)
 
     token = sub.add_parser("token", help="print a bearer token for a user")
-    token.add_argument("email")
+    token.add_argument("email", help="email address of an existing user")
     token.set_defaults(command=_token)
 
     data = sub.add_parser("data", help="manage bar data").add_subparsers(
         required=True, metavar="action"
     )
     imp = data.add_parser("import", help="import 1-minute bars from CSV (Binance or generic)")
-    imp.add_argument("symbol")
-    imp.add_argument("files", nargs="+", type=Path)
+    imp.add_argument("symbol", help="dataset name: 1-30 of A-Z 0-9 _ -, e.g. BTCUSDT")
+    imp.add_argument("files", nargs="+", type=Path, help="CSV files of 1-minute bars, in any order")
     imp.set_defaults(command=_data_import)
     synth = data.add_parser("synth", help="write a synthetic (clearly labelled) dataset")
-    synth.add_argument("symbol", nargs="?", default="SYNTH")
-    synth.add_argument("--days", type=int, default=365)
-    synth.add_argument("--start", default="2021-01-01T00:00:00Z")
-    synth.add_argument("--seed", type=int, default=42)
+    synth.add_argument("symbol", nargs="?", default="SYNTH", help="dataset name (default SYNTH)")
+    synth.add_argument("--days", type=int, default=365, help="days of 1-minute bars (default 365)")
+    synth.add_argument(
+        "--start",
+        type=utc_time,
+        default="2021-01-01",
+        help="first bar, ISO 8601; UTC unless it names a zone (default 2021-01-01)",
+    )
+    synth.add_argument(
+        "--seed", type=int, default=42, help="random seed: the same seed gives the same bars"
+    )
     synth.set_defaults(command=_data_synth)
     data.add_parser("list", help="list stored datasets").set_defaults(command=_data_list)
 
@@ -146,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
         required=True, metavar="action"
     )
     run = backtest.add_parser("run", help="run one payload (RunBacktestDto JSON) without the queue")
-    run.add_argument("payload", type=Path)
+    run.add_argument("payload", type=Path, help="JSON file holding one backtest payload")
     run.add_argument("--json", action="store_true", help="print the result as JSON")
     run.add_argument(
         "--csv",
@@ -165,6 +172,18 @@ def _parser() -> argparse.ArgumentParser:
     sweep_run.add_argument("--grid", type=Path, help="also write every combination here as CSV")
     sweep_run.set_defaults(command=_sweep_run, result_on_stdout=True)
     return parser
+
+
+def utc_time(text: str) -> datetime:
+    """An argparse type: ISO 8601 date or time, read as UTC unless it names a zone (a data
+    range must not depend on the time zone of the machine that imports it)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 date or time, e.g. 2024-01-01 or 2024-01-01T09:30Z"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _api(args: argparse.Namespace, settings: Settings) -> int:
@@ -356,12 +375,19 @@ def _data_import(args: argparse.Namespace, settings: Settings) -> int:
     import pandas as pd
 
     import engine
+    from algotcha.terminal import Progress
     from engine.csvimport import read_csv
 
+    progress = Progress(len(args.files), "files read")
     try:
-        frames = [read_csv(path) for path in args.files]
+        frames = []
+        for path in args.files:
+            frames.append(read_csv(path))
+            progress.advance(path.name)
+        progress.close()
         info = engine.BarStore(settings.data_dir).write(args.symbol, pd.concat(frames).sort_index())
     except engine.EngineError as exc:
+        progress.close()
         print(f"algotcha: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     span = f"{info.start:%Y-%m-%d %H:%M} to {info.end:%Y-%m-%d %H:%M} UTC"
@@ -373,8 +399,7 @@ def _data_synth(args: argparse.Namespace, settings: Settings) -> int:
     import engine
     from engine.synth import synth_bars
 
-    start = datetime.fromisoformat(args.start).astimezone(UTC)
-    bars = synth_bars(start, args.days * 24 * 60, seed=args.seed)
+    bars = synth_bars(args.start, args.days * 24 * 60, seed=args.seed)
     info = engine.BarStore(settings.data_dir).write(args.symbol, bars)
     print(f"{info.symbol}: {info.bars} synthetic bars (seed {args.seed}), not market data")
     return EXIT_OK

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,12 @@ def arguments(parser: argparse.ArgumentParser, prefix: str = "algotcha") -> list
         elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
             found.append((f"{prefix} {action.dest}", action))
     return found
+
+
+def test_every_argument_of_every_command_has_help() -> None:
+    listed = arguments(cli._parser())
+    assert len(listed) > 20
+    assert [name for name, action in listed if not action.help] == []
 
 
 def test_backtest_run_json_is_alone_on_stdout(data_dir: Path, tmp_path: Path) -> None:
@@ -94,3 +101,70 @@ def test_consumers_refuse_to_start_without_broker_url(command: str) -> None:
     assert done.returncode == cli.EXIT_USER_ERROR
     assert done.stderr.startswith("algotcha: BROKER_URL is not set")
     assert len(done.stderr.splitlines()) == 1 and done.stdout == ""
+
+
+def test_import_of_a_missing_file_is_one_line(tmp_path: Path) -> None:
+    done = algotcha("data", "import", "BTCUSDT", str(tmp_path / "nope.csv"))
+    assert done.returncode == cli.EXIT_USER_ERROR
+    assert done.stderr.splitlines() == [
+        f"algotcha: cannot read nope.csv: [Errno 2] No such file or directory: "
+        f"'{tmp_path / 'nope.csv'}'"
+    ]
+
+
+def test_synth_start_without_a_zone_is_utc_whatever_the_machine_zone(tmp_path: Path) -> None:
+    env = {"DATA_DIR": str(tmp_path / "data"), "TZ": "Asia/Tokyo"}
+    done = algotcha("data", "synth", "--days", "1", "--start", "2024-01-01", env=env)
+    assert done.returncode == 0, done.stderr
+    listed = algotcha("data", "list", env=env)
+    assert listed.stdout.split()[3:6] == ["2024-01-01", "..", "2024-01-02"], listed.stdout
+
+
+def test_synth_start_that_is_not_a_date_is_a_usage_error(tmp_path: Path) -> None:
+    done = algotcha("data", "synth", "--start", "yesterday", env={"DATA_DIR": str(tmp_path)})
+    assert done.returncode == 2
+    assert "'yesterday' is not an ISO 8601 date or time" in done.stderr
+
+
+def test_import_progress_is_plain_lines_off_a_terminal(tmp_path: Path) -> None:
+    files = [minute_bars(tmp_path / f"{day}.csv", day) for day in ("2024-01-01", "2024-01-02")]
+    env = {"DATA_DIR": str(tmp_path / "data")}
+    done = algotcha("data", "import", "BTCUSDT", *map(str, files), env=env)
+    assert done.returncode == 0, done.stderr
+    assert "1/2 files read: 2024-01-01.csv\n2/2 files read: 2024-01-02.csv\n" in done.stderr
+    assert "\r" not in done.stderr
+    assert done.stdout.startswith("BTCUSDT: 120 bars from 2024-01-01 00:00")
+
+
+def test_import_progress_is_a_bar_on_a_terminal(tmp_path: Path) -> None:
+    files = [minute_bars(tmp_path / f"{day}.csv", day) for day in ("2024-01-01", "2024-01-02")]
+    controller, terminal = pty.openpty()
+    try:
+        done = algotcha(
+            "data",
+            "import",
+            "BTCUSDT",
+            *map(str, files),
+            env={"DATA_DIR": str(tmp_path / "data"), "LOG_LEVEL": "WARNING"},
+            stderr=terminal,
+            stdout=subprocess.PIPE,
+        )
+        os.close(terminal)
+        terminal = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(controller)
+        if terminal != -1:
+            os.close(terminal)
+    assert done.returncode == 0
+    text = shown.decode()
+    assert "\r[###############---------------] 1/2 files read  2024-01-01.csv" in text
+    assert "\r[##############################] 2/2 files read  2024-01-02.csv" in text
