@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import secrets
 import stat
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import uvicorn
 from dramatiq.brokers.stub import StubBroker
 
 import engine
+from actors import process
 from actors.notifier import Notifier
 from actors.worker import BacktestWorker
 from algotcha import auth, queues
@@ -29,7 +31,7 @@ from algotcha.db import migrate
 from algotcha.db import pool as db_pool
 from algotcha.db.embedded import EmbeddedPostgres
 from algotcha.errors import EmailTakenError
-from algotcha.services import outbox, users
+from algotcha.services import execution, outbox, users
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +43,18 @@ DEMO_DAYS = 365
 def serve(settings: Settings, *, host: str, port: int, var_dir: Path) -> int:
     var_dir.mkdir(parents=True, exist_ok=True)
     database = None if settings.database_url else EmbeddedPostgres(var_dir / "postgres")
+
+    def force_stop() -> None:
+        execution.shut_down()
+        if database is not None:
+            database.stop()
+
     try:
         settings = _complete(settings, var_dir, database)
         migrate.apply(settings.require_database_url())
         _seed_demo_data(settings)
         password = _seed_demo_user(settings, var_dir)
-        _run(settings, host=host, port=port, password=password)
+        _run(settings, host=host, port=port, password=password, force_stop=force_stop)
     finally:
         if database is not None:
             database.stop()
@@ -97,7 +105,9 @@ def _seed_demo_user(settings: Settings, var_dir: Path) -> str:
     return password
 
 
-def _run(settings: Settings, *, host: str, port: int, password: str) -> None:
+def _run(
+    settings: Settings, *, host: str, port: int, password: str, force_stop: Callable[[], None]
+) -> None:
     pool = db_pool.create_pool(settings.require_database_url(), max_size=4, name="algotcha-up")
     pool.open(wait=True, timeout=30)
     broker: dramatiq.Broker | None = None
@@ -119,6 +129,9 @@ def _run(settings: Settings, *, host: str, port: int, password: str) -> None:
     try:
         uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     finally:
+        # uvicorn has taken the first Ctrl-C; a second one must not interrupt the stop
+        # half-way (that left threads running and the process hanging).
+        process.exit_on_next_signal(force_stop)
         backtests.stop()
         notifier.stop()
         backtests.rt.broker.close()

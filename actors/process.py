@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Protocol
 
@@ -40,15 +41,9 @@ def run_until_signalled(
     )
     stop = threading.Event()
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        if not stop.is_set():
-            stop.set()
-            return
-        # A second Ctrl-C or SIGTERM: the operator will not wait for the orderly stop. A job
-        # left running goes back to the queue when a worker next starts (its heartbeat stops).
-        logger.warning("event=forced_stop signal=%s", signal.Signals(signum).name)
-        execution.shut_down()
-        os._exit(128 + signum)
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+        exit_on_next_signal(execution.shut_down)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
@@ -60,3 +55,21 @@ def run_until_signalled(
     server.server_close()
     pool.close()
     return 0
+
+
+def exit_on_next_signal(cleanup: Callable[[], None]) -> None:
+    """From now on, SIGINT or SIGTERM (a second Ctrl-C) ends the process at once.
+
+    The operator will not wait for the orderly stop. cleanup() kills what would outlive the
+    process; a job left running goes back to the queue when a worker next starts (its
+    heartbeat has stopped). Without this, an interrupted stop left non-daemon threads behind
+    and the process never exited.
+    """
+
+    def force(signum: int, _frame: FrameType | None) -> None:
+        logger.warning("event=forced_stop signal=%s", signal.Signals(signum).name)
+        cleanup()
+        os._exit(128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, force)
