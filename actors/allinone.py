@@ -21,7 +21,7 @@ import uvicorn
 from dramatiq.brokers.stub import StubBroker
 
 import engine
-from actors import process
+from actors import execution, process
 from actors.notifier import Notifier
 from actors.worker import BacktestWorker
 from algotcha import auth, queues
@@ -31,7 +31,7 @@ from algotcha.db import migrate
 from algotcha.db import pool as db_pool
 from algotcha.db.embedded import EmbeddedPostgres
 from algotcha.errors import EmailTakenError
-from algotcha.services import execution, outbox, users
+from algotcha.services import outbox, users
 
 logger = logging.getLogger(__name__)
 

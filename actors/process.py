@@ -13,9 +13,9 @@ from typing import Protocol
 from prometheus_client.registry import Collector
 from psycopg_pool import ConnectionPool
 
+from actors import execution
 from actors.broker import Runtime
 from algotcha.config import Settings
-from algotcha.services import execution
 from monitoring import exporter
 
 logger = logging.getLogger(__name__)

@@ -7,10 +7,11 @@ import threading
 
 from psycopg_pool import ConnectionPool
 
+from actors import execution
 from actors.broker import Runtime
 from algotcha.db.jobs import JobRow
 from algotcha.errors import UnavailableError
-from algotcha.services import deliveries, execution, jobs, outbox
+from algotcha.services import deliveries, jobs, outbox
 
 logger = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ import dramatiq
 from psycopg_pool import ConnectionPool
 
 from actors import broker as actor_broker
-from actors import process, progress
+from actors import execution, process, progress
 from algotcha import queues
 from algotcha.config import Settings
 from algotcha.db import pool as db_pool
-from algotcha.services import execution, jobs, outbox, workers
+from algotcha.services import jobs, outbox, workers
 from monitoring.collector import QueueCollector
 
 logger = logging.getLogger(__name__)

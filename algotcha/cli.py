@@ -428,14 +428,11 @@ def _backtest_run(args: argparse.Namespace, settings: Settings) -> int:
     import engine
     from algotcha import schemas
 
-    store = engine.BarStore(settings.data_dir)
     request = schemas.parse_payload(schemas.parse_json(args.payload.read_bytes()), path="payload")
     try:
-        request = engine.check(request, store)
+        result = engine.backtest(request, engine.BarStore(settings.data_dir))
     except engine.EngineError as exc:
         raise schemas.engine_error(exc) from None
-    bars = store.load(request.symbol, request.timeframe, request.start, request.end)
-    result = engine.run(request, bars)
     if args.csv is not None:
         _write_csv(args.csv, result.as_dict())
     if args.json:
