@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
+import signal
 import stat
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -126,6 +127,10 @@ def _run(
     print(f"\nAlgotcha is up: http://{host}:{port}/", flush=True)
     print(f"Demo login: {DEMO_EMAIL} / {password}", flush=True)
     print("Ctrl-C stops it; queued jobs are kept.\n", flush=True)
+    # uvicorn gives a SIGTERM it caught back to the previous handler when it returns; the
+    # default one would end the process on the spot, with the running job still claimed and
+    # the embedded database left running. Stop on SIGTERM as on Ctrl-C instead.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     finally:

@@ -130,8 +130,13 @@ def assert_each_completed_once(
 
 @pytest.mark.parametrize(
     ("keys", "moment"),
-    [(CTRL_C, "mid-run"), (CTRL_C, "just claimed"), (CTRL_C_TWICE, "mid-run")],
-    ids=["ctrl-c", "ctrl-c-after-claim", "ctrl-c-twice"],
+    [
+        (CTRL_C, "mid-run"),
+        (CTRL_C, "just claimed"),
+        (CTRL_C_TWICE, "mid-run"),
+        (SIGTERM, "mid-run"),
+    ],
+    ids=["ctrl-c", "ctrl-c-after-claim", "ctrl-c-twice", "sigterm-to-group"],
 )
 def test_ctrl_c_on_algotcha_up_keeps_both_jobs(
     keys: tuple[signal.Signals, ...],
