@@ -262,14 +262,22 @@ def _telegram_poll(args: argparse.Namespace, settings: Settings) -> int:
     import signal
     import threading
 
+    from actors import process
     from algotcha.db import pool as db_pool
     from algotcha.services import bot, jobs
     from monitoring import exporter
     from monitoring.collector import QueueCollector
 
     stop = threading.Event()
+
+    def on_signal(*_: object) -> None:
+        # The long poll in flight ends within --timeout seconds; a second signal does not wait.
+        logger.info("event=telegram_poll_stopping")
+        stop.set()
+        process.exit_on_next_signal(lambda: None)
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, on_signal)
     pool = db_pool.create_pool(settings.require_database_url(), max_size=2, name="algotcha-poll")
     with _telegram_client(settings) as client, pool:
         pool.wait(timeout=30)

@@ -22,6 +22,7 @@ import pytest
 from algotcha.config import Settings
 from tests.fixtures.app import free_port, payload
 from tests.fixtures.polling import wait_for
+from tests.fixtures.telegram_api import TOKEN, FakeTelegram
 from tests.fixtures.worker import worker_env
 from tests.integration.test_allinone import login
 
@@ -60,7 +61,10 @@ class Terminal:
         for count, signum in enumerate(signals):
             if count:
                 wait_for(lambda: "_stopping" in self.output(), timeout_s=10, what="stopping")
-            os.killpg(self.process.pid, signum)
+            try:
+                os.killpg(self.process.pid, signum)
+            except ProcessLookupError:
+                return  # it stopped before the next key
 
     def exited(self, timeout_s: float = 30) -> int:
         try:
@@ -240,3 +244,17 @@ def test_stopping_algotcha_notifier_from_a_terminal_exits_promptly(
     assert notifier.exited(timeout_s=20) in exit_codes(keys), notifier.output()
     wait_for(lambda: not notifier.group_alive(), timeout_s=10, what="every process of the group")
     assert "Traceback" not in notifier.output()
+
+
+def test_ctrl_c_twice_stops_telegram_poll_without_waiting_for_its_long_poll(
+    settings: Settings, telegram_api: FakeTelegram, db: psycopg.Connection, tmp_path: Path
+) -> None:
+    """Given `algotcha telegram-poll` waiting in getUpdates (the fake holds it 5 s), when
+    Ctrl-C comes twice, then the second ends it at once (128+SIGINT) instead of waiting."""
+    env = worker_env(settings, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_BASE=telegram_api.url)
+    poll = Terminal(["telegram-poll", "--timeout", "30"], env, tmp_path / "poll.log")
+    poll.wait_ready("event=telegram_poll_ready")
+    wait_for(lambda: telegram_api.attempts("getUpdates"), what="a long poll in flight")
+    poll.press(CTRL_C_TWICE)
+    assert poll.exited(timeout_s=20) == 128 + signal.SIGINT, poll.output()
+    wait_for(lambda: not poll.group_alive(), timeout_s=10, what="every process of the group")
