@@ -12,9 +12,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 import pytest
@@ -36,7 +36,10 @@ SIGTERM = (signal.SIGTERM,)
 class Terminal:
     """`python -m algotcha ARGS` as the foreground job of a shell: a process group of its own."""
 
+    started: ClassVar[list[Terminal]] = []
+
     def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        Terminal.started.append(self)
         self.log_path = log_path
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -82,6 +85,17 @@ class Terminal:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(autouse=True)
+def no_group_left_behind() -> Iterator[None]:
+    """A failed test must not leave a service running into the next test's database."""
+    yield
+    for terminal in Terminal.started:
+        if terminal.group_alive():
+            os.killpg(terminal.process.pid, signal.SIGKILL)
+        terminal.process.wait(timeout=10)
+    Terminal.started.clear()
 
 
 def exit_codes(keys: tuple[signal.Signals, ...]) -> set[int]:
@@ -159,7 +173,7 @@ def test_ctrl_c_on_algotcha_up_keeps_both_jobs(
     env["JWT_SECRET"] = settings.jwt_secret or ""
     args = ["up", "--port", str(port), "--var", str(tmp_path / "var")]
     first = Terminal(args, env, tmp_path / "up-1.log")
-    first.wait_ready("Algotcha is up")
+    first.wait_ready("Uvicorn running on")  # listening ("Algotcha is up" comes just before)
     # Its own API only: an API on RabbitMQ would take the wake-ups its sweeper owes.
     url = f"http://127.0.0.1:{port}"
     with login(url, "ctrl-c@example.com", "correct horse battery", register=True) as client:
@@ -172,7 +186,7 @@ def test_ctrl_c_on_algotcha_up_keeps_both_jobs(
 
     env["DEBUG_BACKTEST_DELAY_SECONDS"] = "0"
     second = Terminal(args, env, tmp_path / "up-2.log")
-    second.wait_ready("Algotcha is up")
+    second.wait_ready("Uvicorn running on")
     try:
         assert_each_completed_once(
             db,
