@@ -167,7 +167,7 @@ def _parser() -> argparse.ArgumentParser:
         required=True, metavar="action"
     )
     sweep_run = sweep.add_parser("run", help="run one sweep (SweepRequest JSON) without the queue")
-    sweep_run.add_argument("request", type=Path)
+    sweep_run.add_argument("request", type=Path, help="JSON file holding one sweep request")
     sweep_run.add_argument("--json", action="store_true", help="print the SweepResult as JSON")
     sweep_run.add_argument("--grid", type=Path, help="also write every combination here as CSV")
     sweep_run.set_defaults(command=_sweep_run, result_on_stdout=True)
