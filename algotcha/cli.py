@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from algotcha import __version__
 from algotcha.config import Settings, load_settings
@@ -39,9 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(os.environ)
-        # a local run's result owns stdout (numexpr logs at first use): logs go to stderr
-        local = getattr(args, "json", False) or args.result_on_stdout
-        _configure_logging(settings.log_level, sys.stderr if local else None)
+        _configure_logging(settings.log_level)
+        _set_engine_threads(settings.engine_threads)
         command: Callable[[argparse.Namespace, Settings], int] = args.command
         return command(args, settings)
     except AlgotchaError as exc:
@@ -54,10 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
 
 
-def _configure_logging(level: str, stream: TextIO | None = None) -> None:
+def _configure_logging(level: str) -> None:
+    # stdout is the command's output (JSON, a token, a table) for the next program in a pipe.
     logging.basicConfig(
         level=level,
-        stream=stream or sys.stdout,
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     # pika logs every reconnect attempt at INFO with a traceback
@@ -67,6 +67,16 @@ def _configure_logging(level: str, stream: TextIO | None = None) -> None:
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
+def _set_engine_threads(threads: int) -> None:
+    """numexpr reads its thread count from the environment when first imported, and logs a
+    line when it has to guess: set it before any command imports the engine. Processes
+    started later (the forkserver, API workers) inherit it."""
+    os.environ["NUMEXPR_MAX_THREADS"] = os.environ["NUMEXPR_NUM_THREADS"] = str(threads)
+    numexpr = sys.modules.get("numexpr")
+    if numexpr is not None:
+        numexpr.set_num_threads(threads)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="algotcha", description="Queued trading backtests.")
     parser.add_argument("--version", action="version", version=__version__)
@@ -74,8 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(required=True, metavar="command")
 
     api = sub.add_parser("api", help="serve the HTTP API (uvicorn)")
-    api.add_argument("--host", default="127.0.0.1")
-    api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    api.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     api.add_argument("--migrate", action="store_true", help="apply migrations first")
     api.add_argument("--workers", type=int, default=1, help="API processes (default 1)")
     api.set_defaults(command=_api)
@@ -100,8 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     hook.set_defaults(command=_telegram_set_webhook)
 
     up = sub.add_parser("up", help="everything in one process (embedded database if none is set)")
-    up.add_argument("--host", default="127.0.0.1")
-    up.add_argument("--port", type=int, default=8000)
+    up.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    up.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     up.add_argument("--var", type=Path, default=Path("var"), help="state directory (default ./var)")
     up.set_defaults(command=_up)
 
@@ -111,12 +121,12 @@ def _parser() -> argparse.ArgumentParser:
         required=True, metavar="action"
     )
     create = user.add_parser("create", help="create a user (password from stdin or a prompt)")
-    create.add_argument("email")
-    create.add_argument("--name", default="")
+    create.add_argument("email", help="the new user's email address (their login)")
+    create.add_argument("--name", default="", help="display name (default: none)")
     create.set_defaults(command=_user_create)
 
     token = sub.add_parser("token", help="print a bearer token for a user")
-    token.add_argument("email")
+    token.add_argument("email", help="email address of an existing user")
     token.set_defaults(command=_token)
 
     data = sub.add_parser("data", help="manage bar data").add_subparsers(
@@ -125,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     imp = data.add_parser(
         "import", help="import 1-minute bars from CSV or .zip files (Binance or generic)"
     )
-    imp.add_argument("symbol", help="the dataset's name, e.g. BTCUSDT")
+    imp.add_argument("symbol", help="dataset name: 1-30 of A-Z 0-9 _ -, e.g. BTCUSDT")
     imp.add_argument("files", nargs="+", type=Path, help="CSV files, or zips holding one CSV each")
     imp.add_argument(
         "--append",
@@ -162,10 +172,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     update.set_defaults(command=_data_update)
     synth = data.add_parser("synth", help="write a synthetic (clearly labelled) dataset")
-    synth.add_argument("symbol", nargs="?", default="SYNTH")
-    synth.add_argument("--days", type=int, default=365)
-    synth.add_argument("--start", default="2021-01-01T00:00:00Z")
-    synth.add_argument("--seed", type=int, default=42)
+    synth.add_argument("symbol", nargs="?", default="SYNTH", help="dataset name (default SYNTH)")
+    synth.add_argument("--days", type=int, default=365, help="days of 1-minute bars (default 365)")
+    synth.add_argument(
+        "--start",
+        type=utc_time,
+        default="2021-01-01",
+        help="first bar, ISO 8601; UTC unless it names a zone (default 2021-01-01)",
+    )
+    synth.add_argument(
+        "--seed", type=int, default=42, help="random seed: the same seed gives the same bars"
+    )
     synth.set_defaults(command=_data_synth)
     data.add_parser("list", help="list stored datasets with their range and source").set_defaults(
         command=_data_list
@@ -175,7 +192,7 @@ def _parser() -> argparse.ArgumentParser:
         required=True, metavar="action"
     )
     run = backtest.add_parser("run", help="run one payload (RunBacktestDto JSON) without the queue")
-    run.add_argument("payload", type=Path)
+    run.add_argument("payload", type=Path, help="JSON file holding one backtest payload")
     run.add_argument("--json", action="store_true", help="print the result as JSON")
     run.add_argument(
         "--csv",
@@ -189,11 +206,23 @@ def _parser() -> argparse.ArgumentParser:
         required=True, metavar="action"
     )
     sweep_run = sweep.add_parser("run", help="run one sweep (SweepRequest JSON) without the queue")
-    sweep_run.add_argument("request", type=Path)
+    sweep_run.add_argument("request", type=Path, help="JSON file holding one sweep request")
     sweep_run.add_argument("--json", action="store_true", help="print the SweepResult as JSON")
     sweep_run.add_argument("--grid", type=Path, help="also write every combination here as CSV")
     sweep_run.set_defaults(command=_sweep_run, result_on_stdout=True)
     return parser
+
+
+def utc_time(text: str) -> datetime:
+    """An argparse type: ISO 8601 date or time, read as UTC unless it names a zone (a data
+    range must not depend on the time zone of the machine that imports it)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 date or time, e.g. 2024-01-01 or 2024-01-01T09:30Z"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _api(args: argparse.Namespace, settings: Settings) -> int:
@@ -241,6 +270,7 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from actors import worker
 
+    settings.require_broker_url()
     _prepare_schema(args, settings)
     return worker.serve(settings)
 
@@ -248,6 +278,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 def _notifier(args: argparse.Namespace, settings: Settings) -> int:
     from actors import notifier
 
+    settings.require_broker_url()
     _prepare_schema(args, settings)
     return notifier.serve(settings)
 
@@ -266,19 +297,41 @@ def _telegram_client(settings: Settings) -> telegram.Client:
 
 
 def _telegram_poll(args: argparse.Namespace, settings: Settings) -> int:
+    import functools
     import signal
     import threading
 
+    from actors import process
     from algotcha.db import pool as db_pool
-    from algotcha.services import bot
+    from algotcha.services import bot, jobs
+    from monitoring import exporter
+    from monitoring.collector import QueueCollector
 
     stop = threading.Event()
+
+    def on_signal(*_: object) -> None:
+        # The long poll in flight ends within --timeout seconds; a second signal does not wait.
+        logger.info("event=telegram_poll_stopping")
+        stop.set()
+        process.exit_on_next_signal(lambda: None)
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, on_signal)
     pool = db_pool.create_pool(settings.require_database_url(), max_size=2, name="algotcha-poll")
     with _telegram_client(settings) as client, pool:
         pool.wait(timeout=30)
-        bot.poll(pool, settings, client, stop, timeout_s=args.timeout)
+        # Scraped on METRICS_PORT like the worker and notifier (9193 in the deployment).
+        server, _ = exporter.start_http_exporter(
+            exporter.registry(settings.metrics_multiproc_dir),
+            settings.metrics_host,
+            settings.metrics_port,
+            QueueCollector(functools.partial(jobs.queue_sample, pool, settings)),
+        )
+        try:
+            bot.poll(pool, settings, client, stop, timeout_s=args.timeout)
+        finally:
+            server.shutdown()
+            server.server_close()
     return EXIT_OK
 
 
@@ -391,11 +444,17 @@ def _day(text: str, *, last: bool) -> date:
 def _data_import(args: argparse.Namespace, settings: Settings) -> int:
     import engine
     from algotcha.services import marketdata
+    from algotcha.terminal import Progress
 
     store = engine.BarStore(settings.data_dir)
+    progress = Progress(len(args.files), "files read")
     try:
-        info = marketdata.import_files(store, args.symbol, args.files, append=args.append)
+        info = marketdata.import_files(
+            store, args.symbol, args.files, append=args.append, on_file=progress.advance
+        )
+        progress.close()
     except engine.EngineError as exc:
+        progress.close()
         print(f"algotcha: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except OSError as exc:
@@ -487,8 +546,7 @@ def _data_synth(args: argparse.Namespace, settings: Settings) -> int:
     import engine
     from engine.synth import synth_bars, synthetic_source
 
-    start = datetime.fromisoformat(args.start).astimezone(UTC)
-    bars = synth_bars(start, args.days * 24 * 60, seed=args.seed)
+    bars = synth_bars(args.start, args.days * 24 * 60, seed=args.seed)
     info = engine.BarStore(settings.data_dir).write(args.symbol, bars, source=synthetic_source())
     print(f"{info.symbol}: {info.bars} synthetic bars (seed {args.seed}), not market data")
     return EXIT_OK
@@ -529,14 +587,11 @@ def _backtest_run(args: argparse.Namespace, settings: Settings) -> int:
     import engine
     from algotcha import schemas
 
-    store = engine.BarStore(settings.data_dir)
     request = schemas.parse_payload(schemas.parse_json(args.payload.read_bytes()), path="payload")
     try:
-        request = engine.check(request, store)
+        result = engine.backtest(request, engine.BarStore(settings.data_dir))
     except engine.EngineError as exc:
         raise schemas.engine_error(exc) from None
-    bars = store.load(request.symbol, request.timeframe, request.start, request.end)
-    result = engine.run(request, bars)
     if args.csv is not None:
         _write_csv(args.csv, result.as_dict())
     if args.json:

@@ -7,7 +7,7 @@ from engine.errors import Cancelled, DataError, EngineError, RuleError
 from engine.grid import SweepRequest
 from engine.request import TIMEFRAMES, BacktestRequest
 from engine.result import BacktestResult, Trade
-from engine.run import check, run
+from engine.run import backtest, check, run
 from engine.store import BarStore, DatasetInfo, DatasetSource
 from engine.sweep import ChunkResult, SweepResult, SweepRow
 
@@ -27,6 +27,7 @@ __all__ = [
     "SweepResult",
     "SweepRow",
     "Trade",
+    "backtest",
     "check",
     "grid",
     "overfitting",

@@ -11,7 +11,7 @@ import contextlib
 import fcntl
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -157,10 +157,20 @@ def update(
 
 
 def import_files(
-    store: engine.BarStore, symbol: str, paths: list[Path], *, append: bool
+    store: engine.BarStore,
+    symbol: str,
+    paths: list[Path],
+    *,
+    append: bool,
+    on_file: Callable[[str], None] | None = None,
 ) -> engine.DatasetInfo:
-    """Bars from CSV or zip files as `symbol`'s dataset, or added to it with `append`."""
-    frames = [csvimport.read_csv(path) for path in paths]
+    """Bars from CSV or zip files as `symbol`'s dataset, or added to it with `append`;
+    on_file(name) after each file is read (a long import shows progress)."""
+    frames = []
+    for path in paths:
+        frames.append(csvimport.read_csv(path))
+        if on_file is not None:
+            on_file(path.name)
     bars = pd.concat(frames).sort_index()
     names = tuple(path.name for path in paths)
     if append:

@@ -19,7 +19,8 @@ def test_the_public_names_are_exported() -> None:
         [
             "EngineError", "RuleError", "DataError", "Cancelled", "BacktestRequest",
             "TIMEFRAMES", "BacktestResult", "Trade", "BarStore", "DatasetInfo", "DatasetSource",
-            "run", "check", "rules", "grid", "sweep", "overfitting", "SweepRequest", "SweepResult",
+            "run", "check", "backtest", "rules", "grid", "sweep", "overfitting", "SweepRequest",
+            "SweepResult",
             "SweepRow", "ChunkResult",
         ]
     )  # fmt: skip
@@ -32,6 +33,9 @@ def test_the_entry_points_keep_their_signatures() -> None:
     assert list(run.parameters) == ["request", "bars", "on_progress", "should_cancel"]
     assert run.parameters["on_progress"].kind is inspect.Parameter.KEYWORD_ONLY
     assert list(inspect.signature(engine.check).parameters) == ["request", "store"]
+    backtest = inspect.signature(engine.backtest)
+    assert list(backtest.parameters) == ["request", "store", "on_progress", "should_cancel"]
+    assert backtest.parameters["on_progress"].kind is inspect.Parameter.KEYWORD_ONLY
     assert next(iter(inspect.signature(engine.rules.parse).parameters)) == "text"
     store = engine.BarStore
     assert list(inspect.signature(store.load).parameters) == [

@@ -5,6 +5,8 @@ C code such as numexpr or pandas, and a crash in native code would take the work
 down with it. So the engine runs in a child process (forked from a single-threaded
 forkserver that has pandas and the engine imported already, so starting one is cheap),
 reports progress over a pipe, and is killed on a time limit, a cancel, or a shutdown.
+The worker parses the stored payload; the child gets an engine.BacktestRequest and
+imports nothing but the engine.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,15 +22,18 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import engine
+
 logger = logging.getLogger(__name__)
 
 _context = multiprocessing.get_context("forkserver")
+# This module too: a backtest process unpickles _child_main from it. The engine's compiled
+# loops are imported (and their numba cache read) once, here, not in every process.
 _context.set_forkserver_preload(
     [
-        "engine",
+        "actors.execution",
         "engine.tradeloop",
         "engine.smoothing",
-        "algotcha.schemas",
         "pandas",
         "numexpr",
         "pyarrow.parquet",
@@ -90,6 +96,8 @@ class _Child:
 # The next child, started ahead of time: a fork through the forkserver takes 20-40 ms,
 # which would otherwise be spent between claiming a job and starting it.
 _ready: _Child | None = None
+# The child running a job, if any: a forced stop kills it rather than leave it orphaned.
+_running: _Child | None = None
 
 
 def warm_up() -> None:
@@ -103,8 +111,18 @@ def warm_up() -> None:
         _ready = _Child()
 
 
+def shut_down() -> None:
+    """Kill the backtest processes: they ignore SIGTERM, so multiprocessing's exit handler
+    (terminate, then join) would wait for them forever."""
+    global _ready
+    for child in (_ready, _running):
+        if child is not None:
+            child.stop()
+    _ready = None
+
+
 def run(
-    payload: dict[str, Any],
+    request: engine.BacktestRequest,
     data_dir: Path,
     *,
     time_limit_s: float,
@@ -112,18 +130,18 @@ def run(
     on_tick: Callable[[int], bool],
     delay_s: float = 0.0,
 ) -> Finished | Outcome:
-    """Run the backtest of `payload` (a stored RunBacktestDto) to its end or until stopped.
+    """Run the backtest of `request` on the data in data_dir to its end or until stopped.
 
     on_tick(progress) is called about every tick_interval_s with the latest progress; when
     it returns True the child is killed and Stopped is returned. One child runs one job.
     """
-    global _ready
+    global _ready, _running
     warm_up()
     assert _ready is not None
-    child = _ready
+    child = _running = _ready
     started = time.monotonic()
     try:
-        child.conn.send((payload, str(data_dir), delay_s))
+        child.conn.send((request, str(data_dir), delay_s))
         # The next job's process starts now and warms up while this one runs, so that
         # back-to-back jobs never wait for a fork and pyarrow's set-up (~100 ms).
         _ready = _Child()
@@ -134,6 +152,7 @@ def run(
         child.process.join(timeout=5)
         return Crashed(_describe_exit(child.process.exitcode))
     finally:
+        _running = None
         child.stop()
 
 
@@ -175,6 +194,10 @@ def _describe_exit(code: int | None) -> str:
 
 
 def _child_main(conn: Connection) -> None:
+    # Ctrl-C in a terminal signals the whole process group, and a SIGTERM may be sent to it
+    # too: the worker decides whether this backtest is handed back, so only it stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for name in list(os.environ):
         if name not in _CHILD_ENV:
             del os.environ[name]
@@ -183,13 +206,9 @@ def _child_main(conn: Connection) -> None:
     # The wait for a job is free time: spend it on pyarrow's first-use set-up.
     warm_up()
     try:
-        payload, data_dir, delay_s = conn.recv()
+        request, data_dir, delay_s = conn.recv()
     except EOFError:
         return  # never given a job: the worker stopped
-    # Imported here: the parent never needs the engine, and the forkserver has it loaded.
-    import engine
-    from algotcha import schemas
-    from algotcha.errors import ValidationError
 
     last = -1
 
@@ -201,16 +220,10 @@ def _child_main(conn: Connection) -> None:
 
     try:
         time.sleep(delay_s)
-        request = schemas.parse_payload(payload)
-        store = engine.BarStore(Path(data_dir))
-        request = engine.check(request, store)
-        bars = store.load(request.symbol, request.timeframe, request.start, request.end)
-        result = engine.run(request, bars, on_progress=on_progress)
+        result = engine.backtest(request, engine.BarStore(Path(data_dir)), on_progress=on_progress)
         conn.send(("result", result.as_dict()))
     except engine.EngineError as exc:
         conn.send(("rejected", str(exc)))
-    except ValidationError as exc:
-        conn.send(("rejected", exc.detail))
     except Exception as exc:
         logger.exception("event=backtest_crashed")
         conn.send(("crashed", f"internal error in the backtest engine ({type(exc).__name__})"))
