@@ -9,6 +9,7 @@ import json
 import math
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -265,3 +266,13 @@ def test_run_reports_progress_in_fold_units_and_cancels(bars: pd.DataFrame) -> N
     assert seen[-1] == 2 * units and seen == sorted(seen)
     with pytest.raises(engine.Cancelled):
         walkforward.run(request(folds=2), short, should_cancel=lambda: True)
+
+
+def test_the_api_document_states_the_verdict_thresholds() -> None:
+    text = (Path(__file__).parents[3] / "docs" / "api.md").read_text()
+    section = text.split("### What a walk-forward computes")[1].split("\n## ")[0]
+    assert f"efficiency ≥ {walkforward.ROBUST_EFFICIENCY}" in section
+    assert f"profitableFolds ≥ {walkforward.ROBUST_PROFITABLE}" in section
+    assert f"parameterStability ≥ {walkforward.ROBUST_STABILITY}" in section
+    assert f"< {walkforward.OVERFIT_EFFICIENCY}, or profitableFolds" in section
+    assert f"profitableFolds < {walkforward.OVERFIT_PROFITABLE}" in section
