@@ -875,7 +875,10 @@ def parse_walkforward(
     errors: list[FieldError] = []
     sweep_fields = dict(obj) if isinstance(obj, dict) else obj
     spec = sweep_fields.pop("walkForward", None) if isinstance(sweep_fields, dict) else None
-    r = _Reader(spec, f"{path}.walkForward" if path else "walkForward", errors)
+    where = f"{path}.walkForward" if path else "walkForward"
+    if spec is None:
+        raise ValidationError.for_field(where, "is required: {folds, inSample, anchored}")
+    r = _Reader(spec, where, errors)
     folds = r.take("folds", _whole)
     in_sample = r.take("inSample", _number)
     anchored = r.take("anchored", _boolean, default=False)
