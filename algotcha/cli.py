@@ -640,7 +640,7 @@ def _walkforward_run(args: argparse.Namespace, settings: Settings) -> int:
         request = dataclasses.replace(request, sweep=dataclasses.replace(request.sweep, base=base))
         bars = store.load(base.symbol, base.timeframe, base.start, base.end)
         laid_out = engine.grid.plan(request.sweep)
-        walkforward.plan_folds(request, bars, laid_out=laid_out)  # refuses short folds first
+        folds = walkforward.plan_folds(request, bars, laid_out=laid_out)  # before any log line
         total = request.folds * walkforward.fold_units(laid_out)
         logger.info(
             "walkforward started folds=%d combinations=%d bars=%d",
@@ -649,7 +649,9 @@ def _walkforward_run(args: argparse.Namespace, settings: Settings) -> int:
             len(bars),
         )
         with ProgressBar(total, "steps", sys.stderr) as bar:
-            result = walkforward.run(request, bars, on_progress=bar.update)
+            result = walkforward.run(
+                request, bars, on_progress=bar.update, laid_out=laid_out, folds=folds
+            )
     except engine.EngineError as exc:
         raise schemas.sweep_error(exc, "") from None
     logger.info("walkforward finished folds=%d ms=%.0f", request.folds, result.elapsed_ms)

@@ -535,11 +535,14 @@ def run(
     *,
     on_progress: Callable[[int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    laid_out: Plan | None = None,
+    folds: Sequence[Fold] | None = None,
 ) -> WalkForwardResult:
     """Every fold in this process, in turn, merged; on_progress gets units done of
-    folds * fold_units."""
-    laid_out = grid.plan(request.sweep)
-    folds = plan_folds(request, bars, laid_out=laid_out)
+    folds * fold_units. `laid_out` and `folds` are grid.plan(request.sweep) and
+    plan_folds(request, bars) when the caller has them already."""
+    laid_out = laid_out or grid.plan(request.sweep)
+    folds = folds or plan_folds(request, bars, laid_out=laid_out)
     units = fold_units(laid_out)
     results = []
     for fold in folds:
