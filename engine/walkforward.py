@@ -237,10 +237,12 @@ def run_fold(
     ranked = sweep.rank(inside, chunk.rows)
     best = ranked[0] if ranked else None
     out_times = _times(out_bars.index)
+    closes = out_bars["close"].to_numpy(np.float64)
+    first_close, last_close = float(closes[0]), float(closes[-1])
     capital = request.sweep.base.initial_capital
     if best is None:
         simulation = _idle(len(out_bars), capital)
-        measured = _measure(request, simulation, out_bars, out_times)
+        measured = _measure(request, simulation, out_times, first_close, last_close)
     else:
         single = request.sweep.backtest(best.parameters)
         single_result = backtest(single, out_bars, should_cancel=should_cancel)
@@ -248,8 +250,7 @@ def run_fold(
         measured = single_result.metrics
     if on_progress is not None:
         on_progress(fold_units(laid_out))
-    closes = out_bars["close"].to_numpy(np.float64)
-    in_times = _times(in_bars.index)
+    in_times = _times(in_bars.index[[0, -1]])
     bar_ns = request.sweep.base.bar_minutes * _NS_PER_MINUTE
     in_window = (int(in_times[0]), int(in_times[-1]) + bar_ns)
     return FoldResult(
@@ -267,7 +268,7 @@ def run_fold(
         ),
         out_of_sample={key: measured[key] for key in sweep.SUMMARY_KEYS},
         out_of_sample_objective=_objective(measured, request.sweep.objective),
-        segment=Segment(out_times, simulation, float(closes[0]), float(closes[-1])),
+        segment=Segment(out_times, simulation, first_close, last_close),
         elapsed_ms=(time.perf_counter() - started) * 1000.0,
     )
 
@@ -306,22 +307,17 @@ def _idle(size: int, capital: float) -> Simulation:
 def _measure(
     request: WalkForwardRequest,
     simulation: Simulation,
-    bars: pd.DataFrame | None,
     times: NDArray[np.int64],
-    closes: tuple[float, float] | None = None,
+    first_close: float,
+    last_close: float,
 ) -> metrics.Metrics:
-    """engine.run's metrics of a simulation over bars at these times."""
+    """engine.run's metrics of a simulation over bars at these times; of the closes, the
+    metrics read only the first and the last (buy and hold)."""
     minutes = request.sweep.base.bar_minutes
     span = (int(times[-1]) - int(times[0])) / _NS_PER_MINUTE + minutes
-    if closes is None:
-        assert bars is not None
-        close = bars["close"].to_numpy(np.float64)
-    else:
-        # buy and hold reads only the first and the last close
-        close = np.array(closes, dtype=np.float64)
     return metrics.compute(
         simulation,
-        close,
+        np.array([first_close, last_close], dtype=np.float64),
         initial_capital=request.sweep.base.initial_capital,
         bar_minutes=minutes,
         span_minutes=span,
@@ -405,8 +401,8 @@ def merge_folds(request: WalkForwardRequest, results: Sequence[FoldResult]) -> W
         raise ValueError(f"the results hold folds {[item.index for item in folds]}, not each of "
                          f"the {request.folds} folds once")  # fmt: skip
     simulation, times = stitch(request.sweep.base.initial_capital, [f.segment for f in folds])
-    closes = (folds[0].segment.first_close, folds[-1].segment.last_close)
-    measured = _measure(request, simulation, None, times, closes)
+    first, last = folds[0].segment, folds[-1].segment
+    measured = _measure(request, simulation, times, first.first_close, last.last_close)
     index = pd.DatetimeIndex(pd.to_datetime(times, utc=True))
     stitched = result.BacktestResult(
         measured,
