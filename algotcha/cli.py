@@ -664,6 +664,7 @@ def _walkforward_run(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.buffer.flush()
         return EXIT_OK
     stitched = result.stitched.metrics
+    objective = schemas.camel(request.sweep.objective)
     print(f"{base.strategy_name}  {base.symbol} {base.timeframe}  {result.elapsed_ms / 1000:.1f} s")
     for fold in result.folds:
         start, end = (
@@ -677,7 +678,8 @@ def _walkforward_run(args: argparse.Namespace, settings: Settings) -> int:
             chosen = " ".join(f"{name}={value:g}" for name, value in fold.parameters.items())
         print(
             f"  fold {fold.index + 1}  out-of-sample {window}  {chosen:<36}"
-            f" in {_figure(fold.in_sample_objective)}  out {_figure(fold.out_of_sample_objective)}"
+            f" {objective} in {_figure(fold.in_sample_objective)}"
+            f"  out {_figure(fold.out_of_sample_objective)}"
         )
     print(
         f"  stitched out-of-sample: total return {_figure(stitched['total_return'])}"
