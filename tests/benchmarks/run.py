@@ -1,4 +1,4 @@
-"""`make bench`: engine, sweep, walk-forward, API and event-stream benchmarks, with targets.
+"""`make bench`: engine, sweep, walk-forward, store, API, event and result benchmarks.
 
     python tests/benchmarks/run.py [--quick] [--json var/bench.json]
 
