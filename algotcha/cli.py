@@ -210,6 +210,15 @@ def _parser() -> argparse.ArgumentParser:
     sweep_run.add_argument("--json", action="store_true", help="print the SweepResult as JSON")
     sweep_run.add_argument("--grid", type=Path, help="also write every combination here as CSV")
     sweep_run.set_defaults(command=_sweep_run, result_on_stdout=True)
+
+    walk = sub.add_parser("walkforward", help="run walk-forward analyses locally")
+    walk_actions = walk.add_subparsers(required=True, metavar="action")
+    walk_run = walk_actions.add_parser(
+        "run", help="run one walk-forward (SweepRequest plus walkForward, JSON) without the queue"
+    )
+    walk_run.add_argument("request", type=Path)
+    walk_run.add_argument("--json", action="store_true", help="print the result as JSON")
+    walk_run.set_defaults(command=_walkforward_run, result_on_stdout=True)
     return parser
 
 
@@ -665,6 +674,73 @@ def _sweep_run(args: argparse.Namespace, settings: Settings) -> int:
             f"  out {_figure(outside.get(result.objective))}  trades {row.in_sample['trades']}"
         )
     print(f"  {result.overfitting.reading}")
+    return EXIT_OK
+
+
+def _walkforward_run(args: argparse.Namespace, settings: Settings) -> int:
+    import dataclasses
+
+    import engine
+    from algotcha import schemas
+    from algotcha.progress import ProgressBar
+    from engine import walkforward
+
+    store = engine.BarStore(settings.data_dir)
+    request = schemas.parse_walkforward(
+        schemas.parse_json(args.request.read_bytes()),
+        max_combinations=settings.max_sweep_combinations,
+    )
+    try:
+        base = engine.check(request.sweep.base, store)
+        request = dataclasses.replace(request, sweep=dataclasses.replace(request.sweep, base=base))
+        bars = store.load(base.symbol, base.timeframe, base.start, base.end)
+        laid_out = engine.grid.plan(request.sweep)
+        folds = walkforward.plan_folds(request, bars, laid_out=laid_out)  # before any log line
+        total = request.folds * walkforward.fold_units(laid_out)
+        logger.info(
+            "walkforward started folds=%d combinations=%d bars=%d",
+            request.folds,
+            len(laid_out.combinations),
+            len(bars),
+        )
+        with ProgressBar(total, "steps", sys.stderr) as bar:
+            result = walkforward.run(
+                request, bars, on_progress=bar.update, laid_out=laid_out, folds=folds
+            )
+    except engine.EngineError as exc:
+        raise schemas.sweep_error(exc, "") from None
+    logger.info("walkforward finished folds=%d ms=%.0f", request.folds, result.elapsed_ms)
+    if args.json:
+        import orjson
+
+        document = schemas.render_walkforward(result)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+        sys.stdout.buffer.flush()
+        return EXIT_OK
+    stitched = result.stitched.metrics
+    objective = schemas.camel(request.sweep.objective)
+    print(f"{base.strategy_name}  {base.symbol} {base.timeframe}  {result.elapsed_ms / 1000:.1f} s")
+    for fold in result.folds:
+        start, end = (
+            f"{datetime.fromtimestamp(ns / 1e9, UTC):%Y-%m-%d %H:%M}"
+            for ns in fold.out_of_sample_window
+        )
+        window = f"{start} to {end}"
+        if fold.parameters is None:
+            chosen = f"no valid combination ({request.sweep.min_trades} trades needed)"
+        else:
+            chosen = " ".join(f"{name}={value:g}" for name, value in fold.parameters.items())
+        print(
+            f"  fold {fold.index + 1}  out-of-sample {window}  {chosen:<36}"
+            f" {objective} in {_figure(fold.in_sample_objective)}"
+            f"  out {_figure(fold.out_of_sample_objective)}"
+        )
+    print(
+        f"  stitched out-of-sample: total return {_figure(stitched['total_return'])}"
+        f"  sharpe {_figure(stitched['sharpe'])}  trades {stitched['trades']}"
+    )
+    print(f"  {result.reading}")
     return EXIT_OK
 
 

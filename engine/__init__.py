@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine import grid, overfitting, rules, sweep
+from engine import grid, overfitting, rules, sweep, walkforward
 from engine.errors import Cancelled, DataError, EngineError, RuleError
 from engine.grid import SweepRequest
 from engine.request import TIMEFRAMES, BacktestRequest
@@ -10,6 +10,7 @@ from engine.result import BacktestResult, Trade
 from engine.run import backtest, check, run
 from engine.store import BarStore, DatasetInfo, DatasetSource
 from engine.sweep import ChunkResult, SweepResult, SweepRow
+from engine.walkforward import FoldResult, WalkForwardRequest, WalkForwardResult
 
 __all__ = [
     "TIMEFRAMES",
@@ -22,11 +23,14 @@ __all__ = [
     "DatasetInfo",
     "DatasetSource",
     "EngineError",
+    "FoldResult",
     "RuleError",
     "SweepRequest",
     "SweepResult",
     "SweepRow",
     "Trade",
+    "WalkForwardRequest",
+    "WalkForwardResult",
     "backtest",
     "check",
     "grid",
@@ -34,4 +38,5 @@ __all__ = [
     "rules",
     "run",
     "sweep",
+    "walkforward",
 ]

@@ -1,4 +1,4 @@
-"""`make bench`: the engine, sweep, API and event-stream benchmarks in one run, with targets.
+"""`make bench`: engine, sweep, walk-forward, store, API, event and result benchmarks.
 
     python tests/benchmarks/run.py [--quick] [--json var/bench.json]
 
@@ -24,6 +24,7 @@ from tests.benchmarks import (  # noqa: E402
     bench_results,
     bench_store,
     bench_sweep,
+    bench_walkforward,
 )
 
 
@@ -49,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
             ["--json", str(store_json)] + (["--quick"] if args.quick else [])
         )
         store = json.loads(store_json.read_text())
+        print("\n== walk-forward ==", flush=True)
+        walk_json = Path(tmp) / "walkforward.json"
+        walk_args = ["--json", str(walk_json), "--data-dir", str(ROOT / "var" / "bench-data")]
+        bench_walkforward.main(walk_args + (["--quick"] if args.quick else []))
+        walk = json.loads(walk_json.read_text())
     print("\n== API and queue ==", flush=True)
     api = bench_api.main(["--seconds", "5" if args.quick else "15"])
     print("\n== event streams ==", flush=True)
@@ -59,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = {
         "engine": engine,
         "sweeps": sweeps,
+        "walkforward": walk,
         "store": store,
         "api": api,
         "events": events,
