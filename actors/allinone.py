@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
+import signal
 import stat
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import uvicorn
 from dramatiq.brokers.stub import StubBroker
 
 import engine
+from actors import execution, process
 from actors.notifier import Notifier
 from actors.worker import BacktestWorker
 from algotcha import auth, queues
@@ -41,12 +44,18 @@ DEMO_DAYS = 365
 def serve(settings: Settings, *, host: str, port: int, var_dir: Path) -> int:
     var_dir.mkdir(parents=True, exist_ok=True)
     database = None if settings.database_url else EmbeddedPostgres(var_dir / "postgres")
+
+    def force_stop() -> None:
+        execution.shut_down()
+        if database is not None:
+            database.stop()
+
     try:
         settings = _complete(settings, var_dir, database)
         migrate.apply(settings.require_database_url())
         _seed_demo_data(settings)
         password = _seed_demo_user(settings, var_dir)
-        _run(settings, host=host, port=port, password=password)
+        _run(settings, host=host, port=port, password=password, force_stop=force_stop)
     finally:
         if database is not None:
             database.stop()
@@ -74,14 +83,15 @@ def _private_file(path: Path, make: str) -> str:
 
 
 def _seed_demo_data(settings: Settings) -> None:
-    from engine.synth import synth_bars
+    from engine.synth import synth_bars, synthetic_source
 
     store = engine.BarStore(settings.data_dir)
     if store.datasets():
         return
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     start = datetime(2022, 1, 1, tzinfo=UTC)
-    info = store.write(DEMO_SYMBOL, synth_bars(start, DEMO_DAYS * 24 * 60, seed=42))
+    bars = synth_bars(start, DEMO_DAYS * 24 * 60, seed=42)
+    info = store.write(DEMO_SYMBOL, bars, source=synthetic_source())
     logger.info("event=demo_data_written symbol=%s bars=%s synthetic=true", info.symbol, info.bars)
 
 
@@ -97,7 +107,9 @@ def _seed_demo_user(settings: Settings, var_dir: Path) -> str:
     return password
 
 
-def _run(settings: Settings, *, host: str, port: int, password: str) -> None:
+def _run(
+    settings: Settings, *, host: str, port: int, password: str, force_stop: Callable[[], None]
+) -> None:
     pool = db_pool.create_pool(settings.require_database_url(), max_size=4, name="algotcha-up")
     pool.open(wait=True, timeout=30)
     broker: dramatiq.Broker | None = None
@@ -116,9 +128,16 @@ def _run(settings: Settings, *, host: str, port: int, password: str) -> None:
     print(f"\nAlgotcha is up: http://{host}:{port}/", flush=True)
     print(f"Demo login: {DEMO_EMAIL} / {password}", flush=True)
     print("Ctrl-C stops it; queued jobs are kept.\n", flush=True)
+    # uvicorn gives a SIGTERM it caught back to the previous handler when it returns; the
+    # default one would end the process on the spot, with the running job still claimed and
+    # the embedded database left running. Stop on SIGTERM as on Ctrl-C instead.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     finally:
+        # uvicorn has taken the first Ctrl-C; a second one must not interrupt the stop
+        # half-way (that left threads running and the process hanging).
+        process.exit_on_next_signal(force_stop)
         backtests.stop()
         notifier.stop()
         backtests.rt.broker.close()

@@ -7,10 +7,11 @@ import logging
 
 import dramatiq
 
-from actors import chunk, progress
+from actors import chunk, execution, progress
 from actors.broker import runtime
-from algotcha import queues
-from algotcha.services import chunks, execution, jobs
+from algotcha import queues, schemas
+from algotcha.errors import ValidationError
+from algotcha.services import chunks, jobs
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +41,13 @@ def run_backtest(job_id: int) -> None:
         chunk.start(rt, job)
         return
     ticker = progress.Ticker(rt.pool, job.id, rt.worker_id)
+    try:
+        request = schemas.parse_payload(job.payload)
+    except ValidationError as exc:  # stored before a check became stricter
+        progress.settle(rt, job.id, execution.Rejected(exc.detail), ticker)
+        return
     outcome = execution.run(
-        job.payload,
+        request,
         rt.settings.data_dir,
         time_limit_s=rt.settings.backtest_time_limit_s,
         tick_interval_s=rt.settings.heartbeat_interval_s,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dramatiq
-from dramatiq.brokers.stub import StubBroker
 from psycopg_pool import ConnectionPool
 
 from algotcha import queues
@@ -34,11 +33,13 @@ def setup(
     """Bind actors to RabbitMQ at BROKER_URL (or the given broker) before they are imported.
 
     dramatiq.actor binds to a global broker at import time, defaulting to RabbitMQ on
-    127.0.0.1; setting it first is what keeps a worker from talking to the wrong one.
+    127.0.0.1; setting it first is what keeps a worker from talking to the wrong one. Without
+    BROKER_URL this raises ConfigError: an in-memory broker would leave a worker that looks
+    online and consumes nothing (only `algotcha up` passes its in-process broker).
     """
     global _runtime
     if broker is None:
-        broker = queues.create_broker(settings.broker_url) if settings.broker_url else StubBroker()
+        broker = queues.create_broker(settings.require_broker_url())
     dramatiq.set_broker(broker)
     _runtime = Runtime(settings, broker, pool)
     return _runtime

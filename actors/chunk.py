@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from actors import progress
+from actors import execution, progress
 from actors.broker import Runtime
+from algotcha import schemas
 from algotcha.db.jobs import JobRow
-from algotcha.errors import UnavailableError
-from algotcha.services import chunks, execution, sweeps
+from algotcha.errors import UnavailableError, ValidationError
+from algotcha.services import chunks, sweeps
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +40,21 @@ class ChunkTicker:
 def run(rt: Runtime, claimed: chunks.Claimed) -> None:
     """Run one claimed chunk in a backtest process and settle it; the last one merges."""
     chunk = claimed.chunk
-    outcome = execution.run_chunk(
-        sweeps.chunk_task(claimed.job, chunk.first_unit, chunk.end_unit),
-        rt.settings.data_dir,
-        time_limit_s=rt.settings.backtest_time_limit_s,
-        tick_interval_s=rt.settings.heartbeat_interval_s,
-        on_tick=ChunkTicker(rt, claimed).tick,
-        delay_s=rt.settings.debug_backtest_delay_s,
-    )
+    outcome: execution.Finished | execution.Outcome
+    try:
+        request = schemas.parse_sweep(claimed.job.payload, max_combinations=sweeps.STORED_LIMIT)
+    except ValidationError as exc:  # stored before a check became stricter
+        outcome = execution.Rejected(exc.detail)
+    else:
+        task = execution.SweepChunkTask(chunk.job_id, request, chunk.first_unit, chunk.end_unit)
+        outcome = execution.run_chunk(
+            task,
+            rt.settings.data_dir,
+            time_limit_s=rt.settings.backtest_time_limit_s,
+            tick_interval_s=rt.settings.heartbeat_interval_s,
+            on_tick=ChunkTicker(rt, claimed).tick,
+            delay_s=rt.settings.debug_backtest_delay_s,
+        )
     finished: JobRow | None = None
     match outcome:
         case execution.Finished(result):

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
 import threading
+from collections.abc import Callable
+from types import FrameType
 from typing import Protocol
 
 from prometheus_client.registry import Collector
 from psycopg_pool import ConnectionPool
 
+from actors import execution
 from actors.broker import Runtime
 from algotcha.config import Settings
 from monitoring import exporter
+
+logger = logging.getLogger(__name__)
 
 
 class Service(Protocol):
@@ -33,8 +40,13 @@ def run_until_signalled(
         *collectors,
     )
     stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+        exit_on_next_signal(execution.shut_down)
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, on_signal)
     service.start()
     stop.wait()
     service.stop()
@@ -43,3 +55,21 @@ def run_until_signalled(
     server.server_close()
     pool.close()
     return 0
+
+
+def exit_on_next_signal(cleanup: Callable[[], None]) -> None:
+    """From now on, SIGINT or SIGTERM (a second Ctrl-C) ends the process at once.
+
+    The operator will not wait for the orderly stop. cleanup() kills what would outlive the
+    process; a job left running goes back to the queue when a worker next starts (its
+    heartbeat has stopped). Without this, an interrupted stop left non-daemon threads behind
+    and the process never exited.
+    """
+
+    def force(signum: int, _frame: FrameType | None) -> None:
+        logger.warning("event=forced_stop signal=%s", signal.Signals(signum).name)
+        cleanup()
+        os._exit(128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, force)

@@ -7,10 +7,11 @@ import threading
 
 from psycopg_pool import ConnectionPool
 
+from actors import execution
 from actors.broker import Runtime
 from algotcha.db.jobs import JobRow
 from algotcha.errors import UnavailableError
-from algotcha.services import deliveries, execution, jobs, outbox
+from algotcha.services import deliveries, jobs, outbox
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,10 @@ def settle(
             finished = jobs.complete(rt.pool, job_id, rt.worker_id, result)
         case execution.Rejected(message):
             finished = jobs.fail(rt.pool, job_id, rt.worker_id, message)
+        case execution.Crashed() if shutting_down.is_set():
+            # Killed along with a stopping worker (a signal to its whole group): not the
+            # job's fault, so it goes back to the queue like a stopped one.
+            _hand_back(rt, job_id)
         case execution.Crashed(message):
             finished = jobs.fail(rt.pool, job_id, rt.worker_id, message, outcome="crashed")
         case execution.TimedOut(limit_s):
@@ -57,10 +62,14 @@ def settle(
         case execution.Stopped() if ticker.cancelled:
             jobs.finish_cancelled(rt.pool, job_id, rt.worker_id)
         case execution.Stopped():
-            jobs.release(rt.pool, job_id, rt.worker_id)
-            outbox.publish_pending(rt.pool, rt.broker, grace_s=0)
+            _hand_back(rt, job_id)
     if finished is not None:
         notify(rt, finished)
+
+
+def _hand_back(rt: Runtime, job_id: int) -> None:
+    jobs.release(rt.pool, job_id, rt.worker_id)
+    outbox.publish_pending(rt.pool, rt.broker, grace_s=0)
 
 
 def notify(rt: Runtime, job: JobRow) -> None:

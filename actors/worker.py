@@ -9,11 +9,11 @@ import dramatiq
 from psycopg_pool import ConnectionPool
 
 from actors import broker as actor_broker
-from actors import process, progress
+from actors import execution, process, progress
 from algotcha import queues
 from algotcha.config import Settings
 from algotcha.db import pool as db_pool
-from algotcha.services import chunks, execution, jobs, outbox, workers
+from algotcha.services import chunks, jobs, outbox, workers
 from monitoring.collector import QueueCollector
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class BacktestWorker:
         logger.info("event=worker_stopping worker=%s", self.rt.worker_id)
         progress.shutting_down.set()
         self.worker.stop(timeout=SHUTDOWN_TIMEOUT_MS)
+        execution.shut_down()
         self.sweeper.stop()
         if self.heartbeat is not None:
             self.heartbeat.stop()

@@ -10,16 +10,18 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from algotcha import __version__
 from algotcha.config import Settings, load_settings
 from algotcha.errors import AlgotchaError, ConfigError
 
 if TYPE_CHECKING:
+    import engine
     from algotcha.notify import telegram
+    from algotcha.services import marketdata
 
 logger = logging.getLogger("algotcha")
 
@@ -37,9 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(os.environ)
-        # a local run's result owns stdout (numexpr logs at first use): logs go to stderr
-        local = getattr(args, "json", False) or args.result_on_stdout
-        _configure_logging(settings.log_level, sys.stderr if local else None)
+        _configure_logging(settings.log_level)
+        _set_engine_threads(settings.engine_threads)
         command: Callable[[argparse.Namespace, Settings], int] = args.command
         return command(args, settings)
     except AlgotchaError as exc:
@@ -52,10 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
 
 
-def _configure_logging(level: str, stream: TextIO | None = None) -> None:
+def _configure_logging(level: str) -> None:
+    # stdout is the command's output (JSON, a token, a table) for the next program in a pipe.
     logging.basicConfig(
         level=level,
-        stream=stream or sys.stdout,
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     # pika logs every reconnect attempt at INFO with a traceback
@@ -65,6 +67,16 @@ def _configure_logging(level: str, stream: TextIO | None = None) -> None:
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
+def _set_engine_threads(threads: int) -> None:
+    """numexpr reads its thread count from the environment when first imported, and logs a
+    line when it has to guess: set it before any command imports the engine. Processes
+    started later (the forkserver, API workers) inherit it."""
+    os.environ["NUMEXPR_MAX_THREADS"] = os.environ["NUMEXPR_NUM_THREADS"] = str(threads)
+    numexpr = sys.modules.get("numexpr")
+    if numexpr is not None:
+        numexpr.set_num_threads(threads)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="algotcha", description="Queued trading backtests.")
     parser.add_argument("--version", action="version", version=__version__)
@@ -72,8 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(required=True, metavar="command")
 
     api = sub.add_parser("api", help="serve the HTTP API (uvicorn)")
-    api.add_argument("--host", default="127.0.0.1")
-    api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    api.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     api.add_argument("--migrate", action="store_true", help="apply migrations first")
     api.add_argument("--workers", type=int, default=1, help="API processes (default 1)")
     api.set_defaults(command=_api)
@@ -98,8 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     hook.set_defaults(command=_telegram_set_webhook)
 
     up = sub.add_parser("up", help="everything in one process (embedded database if none is set)")
-    up.add_argument("--host", default="127.0.0.1")
-    up.add_argument("--port", type=int, default=8000)
+    up.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    up.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     up.add_argument("--var", type=Path, default=Path("var"), help="state directory (default ./var)")
     up.set_defaults(command=_up)
 
@@ -109,34 +121,78 @@ def _parser() -> argparse.ArgumentParser:
         required=True, metavar="action"
     )
     create = user.add_parser("create", help="create a user (password from stdin or a prompt)")
-    create.add_argument("email")
-    create.add_argument("--name", default="")
+    create.add_argument("email", help="the new user's email address (their login)")
+    create.add_argument("--name", default="", help="display name (default: none)")
     create.set_defaults(command=_user_create)
 
     token = sub.add_parser("token", help="print a bearer token for a user")
-    token.add_argument("email")
+    token.add_argument("email", help="email address of an existing user")
     token.set_defaults(command=_token)
 
     data = sub.add_parser("data", help="manage bar data").add_subparsers(
         required=True, metavar="action"
     )
-    imp = data.add_parser("import", help="import 1-minute bars from CSV (Binance or generic)")
-    imp.add_argument("symbol")
-    imp.add_argument("files", nargs="+", type=Path)
+    imp = data.add_parser(
+        "import", help="import 1-minute bars from CSV or .zip files (Binance or generic)"
+    )
+    imp.add_argument("symbol", help="dataset name: 1-30 of A-Z 0-9 _ -, e.g. BTCUSDT")
+    imp.add_argument("files", nargs="+", type=Path, help="CSV files, or zips holding one CSV each")
+    imp.add_argument(
+        "--append",
+        action="store_true",
+        help="add to the stored dataset instead of replacing it (overlapping bars must agree)",
+    )
     imp.set_defaults(command=_data_import)
+    download = data.add_parser(
+        "download", help="download 1-minute bars from the exchange's public archive, verified"
+    )
+    download.add_argument("symbols", nargs="+", metavar="SYMBOL", help="e.g. BTCUSDT ETHUSDT")
+    download.add_argument(
+        "--from",
+        dest="first_day",
+        required=True,
+        type=_first_day,
+        help="first month or day, UTC: 2021-01 or 2021-01-15",
+    )
+    download.add_argument(
+        "--to",
+        dest="last_day",
+        type=_last_day,
+        help="last month or day, inclusive, UTC (default: yesterday, the last complete day)",
+    )
+    download.add_argument(
+        "--market", choices=["spot", "um"], default="spot", help="spot or USD-M futures"
+    )
+    download.set_defaults(command=_data_download)
+    update = data.add_parser(
+        "update", help="append the archive's new days to downloaded datasets (cron, timers)"
+    )
+    update.add_argument(
+        "symbols", nargs="*", metavar="SYMBOL", help="datasets to update (default: all downloaded)"
+    )
+    update.set_defaults(command=_data_update)
     synth = data.add_parser("synth", help="write a synthetic (clearly labelled) dataset")
-    synth.add_argument("symbol", nargs="?", default="SYNTH")
-    synth.add_argument("--days", type=int, default=365)
-    synth.add_argument("--start", default="2021-01-01T00:00:00Z")
-    synth.add_argument("--seed", type=int, default=42)
+    synth.add_argument("symbol", nargs="?", default="SYNTH", help="dataset name (default SYNTH)")
+    synth.add_argument("--days", type=int, default=365, help="days of 1-minute bars (default 365)")
+    synth.add_argument(
+        "--start",
+        type=utc_time,
+        default="2021-01-01",
+        help="first bar, ISO 8601; UTC unless it names a zone (default 2021-01-01)",
+    )
+    synth.add_argument(
+        "--seed", type=int, default=42, help="random seed: the same seed gives the same bars"
+    )
     synth.set_defaults(command=_data_synth)
-    data.add_parser("list", help="list stored datasets").set_defaults(command=_data_list)
+    data.add_parser("list", help="list stored datasets with their range and source").set_defaults(
+        command=_data_list
+    )
 
     backtest = sub.add_parser("backtest", help="run backtests locally").add_subparsers(
         required=True, metavar="action"
     )
     run = backtest.add_parser("run", help="run one payload (RunBacktestDto JSON) without the queue")
-    run.add_argument("payload", type=Path)
+    run.add_argument("payload", type=Path, help="JSON file holding one backtest payload")
     run.add_argument("--json", action="store_true", help="print the result as JSON")
     run.add_argument(
         "--csv",
@@ -150,11 +206,32 @@ def _parser() -> argparse.ArgumentParser:
         required=True, metavar="action"
     )
     sweep_run = sweep.add_parser("run", help="run one sweep (SweepRequest JSON) without the queue")
-    sweep_run.add_argument("request", type=Path)
+    sweep_run.add_argument("request", type=Path, help="JSON file holding one sweep request")
     sweep_run.add_argument("--json", action="store_true", help="print the SweepResult as JSON")
     sweep_run.add_argument("--grid", type=Path, help="also write every combination here as CSV")
     sweep_run.set_defaults(command=_sweep_run, result_on_stdout=True)
+
+    walk = sub.add_parser("walkforward", help="run walk-forward analyses locally")
+    walk_actions = walk.add_subparsers(required=True, metavar="action")
+    walk_run = walk_actions.add_parser(
+        "run", help="run one walk-forward (SweepRequest plus walkForward, JSON) without the queue"
+    )
+    walk_run.add_argument("request", type=Path)
+    walk_run.add_argument("--json", action="store_true", help="print the result as JSON")
+    walk_run.set_defaults(command=_walkforward_run, result_on_stdout=True)
     return parser
+
+
+def utc_time(text: str) -> datetime:
+    """An argparse type: ISO 8601 date or time, read as UTC unless it names a zone (a data
+    range must not depend on the time zone of the machine that imports it)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 date or time, e.g. 2024-01-01 or 2024-01-01T09:30Z"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _api(args: argparse.Namespace, settings: Settings) -> int:
@@ -202,6 +279,7 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from actors import worker
 
+    settings.require_broker_url()
     _prepare_schema(args, settings)
     return worker.serve(settings)
 
@@ -209,6 +287,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 def _notifier(args: argparse.Namespace, settings: Settings) -> int:
     from actors import notifier
 
+    settings.require_broker_url()
     _prepare_schema(args, settings)
     return notifier.serve(settings)
 
@@ -227,19 +306,41 @@ def _telegram_client(settings: Settings) -> telegram.Client:
 
 
 def _telegram_poll(args: argparse.Namespace, settings: Settings) -> int:
+    import functools
     import signal
     import threading
 
+    from actors import process
     from algotcha.db import pool as db_pool
-    from algotcha.services import bot
+    from algotcha.services import bot, jobs
+    from monitoring import exporter
+    from monitoring.collector import QueueCollector
 
     stop = threading.Event()
+
+    def on_signal(*_: object) -> None:
+        # The long poll in flight ends within --timeout seconds; a second signal does not wait.
+        logger.info("event=telegram_poll_stopping")
+        stop.set()
+        process.exit_on_next_signal(lambda: None)
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, on_signal)
     pool = db_pool.create_pool(settings.require_database_url(), max_size=2, name="algotcha-poll")
     with _telegram_client(settings) as client, pool:
         pool.wait(timeout=30)
-        bot.poll(pool, settings, client, stop, timeout_s=args.timeout)
+        # Scraped on METRICS_PORT like the worker and notifier (9193 in the deployment).
+        server, _ = exporter.start_http_exporter(
+            exporter.registry(settings.metrics_multiproc_dir),
+            settings.metrics_host,
+            settings.metrics_port,
+            QueueCollector(functools.partial(jobs.queue_sample, pool, settings)),
+        )
+        try:
+            bot.poll(pool, settings, client, stop, timeout_s=args.timeout)
+        finally:
+            server.shutdown()
+            server.server_close()
     return EXIT_OK
 
 
@@ -326,30 +427,136 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _data_import(args: argparse.Namespace, settings: Settings) -> int:
-    import pandas as pd
+def _first_day(text: str) -> date:
+    return _day(text, last=False)
 
-    import engine
-    from engine.csvimport import read_csv
 
+def _last_day(text: str) -> date:
+    return _day(text, last=True)
+
+
+def _day(text: str, *, last: bool) -> date:
+    """A day from YYYY-MM-DD, or from YYYY-MM: its first day, or its last with `last`."""
     try:
-        frames = [read_csv(path) for path in args.files]
-        info = engine.BarStore(settings.data_dir).write(args.symbol, pd.concat(frames).sort_index())
+        if len(text) == len("2021-01"):
+            month = datetime.strptime(text, "%Y-%m").date()
+            if not last:
+                return month
+            return (month.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+        return datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a month (2021-01) or a day (2021-01-15)"
+        ) from None
+
+
+def _data_import(args: argparse.Namespace, settings: Settings) -> int:
+    import engine
+    from algotcha.services import marketdata
+    from algotcha.terminal import Progress
+
+    store = engine.BarStore(settings.data_dir)
+    progress = Progress(len(args.files), "files read")
+    try:
+        info = marketdata.import_files(
+            store, args.symbol, args.files, append=args.append, on_file=progress.advance
+        )
+        progress.close()
     except engine.EngineError as exc:
+        progress.close()
         print(f"algotcha: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    span = f"{info.start:%Y-%m-%d %H:%M} to {info.end:%Y-%m-%d %H:%M} UTC"
-    print(f"{info.symbol}: {info.bars} bars from {span}")
+    except OSError as exc:
+        return _storage_failed(exc)
+    print(f"{info.symbol}: {info.bars} bars from {_span(info)}")
     return EXIT_OK
+
+
+def _data_download(args: argparse.Namespace, settings: Settings) -> int:
+    import engine
+    from algotcha.services import marketdata
+
+    store = engine.BarStore(settings.data_dir)
+    failed = 0
+    for symbol in args.symbols:
+        try:
+            report = marketdata.download(
+                store,
+                settings.market_data_url,
+                symbol,
+                market=args.market,
+                first_day=args.first_day,
+                last_day=args.last_day,
+                today=datetime.now(UTC).date(),
+                stream=sys.stderr,
+            )
+        except AlgotchaError as exc:
+            print(f"algotcha: {exc.detail}", file=sys.stderr)
+            failed += 1
+            continue
+        except OSError as exc:
+            return _storage_failed(exc)
+        _print_report(report)
+    return EXIT_USER_ERROR if failed else EXIT_OK
+
+
+def _data_update(args: argparse.Namespace, settings: Settings) -> int:
+    import engine
+    from algotcha.services import marketdata
+
+    store = engine.BarStore(settings.data_dir)
+    try:
+        results = marketdata.update(
+            store,
+            settings.market_data_url,
+            args.symbols,
+            today=datetime.now(UTC).date(),
+            stream=sys.stderr,
+        )
+    except OSError as exc:
+        return _storage_failed(exc)
+    for result in results:
+        if isinstance(result, AlgotchaError):
+            print(f"algotcha: {result.detail}", file=sys.stderr)
+        else:
+            _print_report(result)
+    return EXIT_USER_ERROR if any(isinstance(r, AlgotchaError) for r in results) else EXIT_OK
+
+
+def _print_report(report: marketdata.Report) -> None:
+    from algotcha.marketdata import archive
+
+    for note in report.notes:
+        print(f"{report.symbol}: {note}")
+    if report.missing:
+        skipped = archive.describe(report.missing)
+        print(f"{report.symbol}: not in the archive (404), skipped: {skipped}")
+    if report.info is not None:
+        print(
+            f"{report.symbol}: {report.fetched} file(s) downloaded, {report.resumed} reused; "
+            f"{report.info.bars} bars from {_span(report.info)}"
+        )
+
+
+def _storage_failed(exc: OSError) -> int:
+    print(
+        f"algotcha: cannot write the dataset ({exc.strerror or exc}); the stored data is "
+        "unchanged, rerun once there is room",
+        file=sys.stderr,
+    )
+    return EXIT_FAILURE
+
+
+def _span(info: engine.DatasetInfo) -> str:
+    return f"{info.start:%Y-%m-%d %H:%M} to {info.end:%Y-%m-%d %H:%M} UTC"
 
 
 def _data_synth(args: argparse.Namespace, settings: Settings) -> int:
     import engine
-    from engine.synth import synth_bars
+    from engine.synth import synth_bars, synthetic_source
 
-    start = datetime.fromisoformat(args.start).astimezone(UTC)
-    bars = synth_bars(start, args.days * 24 * 60, seed=args.seed)
-    info = engine.BarStore(settings.data_dir).write(args.symbol, bars)
+    bars = synth_bars(args.start, args.days * 24 * 60, seed=args.seed)
+    info = engine.BarStore(settings.data_dir).write(args.symbol, bars, source=synthetic_source())
     print(f"{info.symbol}: {info.bars} synthetic bars (seed {args.seed}), not market data")
     return EXIT_OK
 
@@ -360,6 +567,7 @@ def _data_list(args: argparse.Namespace, settings: Settings) -> int:
     for info in engine.BarStore(settings.data_dir).datasets():
         print(
             f"{info.symbol:<12} {info.bars:>10} bars  {info.start:%Y-%m-%d} .. {info.end:%Y-%m-%d}"
+            f"  {_describe(info.source)}"
         )
     return EXIT_OK
 
@@ -373,18 +581,26 @@ def _write_csv(directory: Path, result: dict[str, Any]) -> None:
         print(f"wrote {path}", file=sys.stderr)
 
 
+def _describe(source: engine.DatasetSource | None) -> str:
+    if source is None:
+        return "source unknown"
+    updated = f", updated {source.updated_at:%Y-%m-%d %H:%M} UTC" if source.updated_at else ""
+    if source.kind == "synthetic":
+        return f"synthetic, not market data{updated}"
+    if source.kind == "download":
+        return f"downloaded from {source.url}{updated}"
+    return f"imported from {', '.join(source.files)}{updated}"
+
+
 def _backtest_run(args: argparse.Namespace, settings: Settings) -> int:
     import engine
     from algotcha import schemas
 
-    store = engine.BarStore(settings.data_dir)
     request = schemas.parse_payload(schemas.parse_json(args.payload.read_bytes()), path="payload")
     try:
-        request = engine.check(request, store)
+        result = engine.backtest(request, engine.BarStore(settings.data_dir))
     except engine.EngineError as exc:
         raise schemas.engine_error(exc) from None
-    bars = store.load(request.symbol, request.timeframe, request.start, request.end)
-    result = engine.run(request, bars)
     if args.csv is not None:
         _write_csv(args.csv, result.as_dict())
     if args.json:
@@ -458,6 +674,73 @@ def _sweep_run(args: argparse.Namespace, settings: Settings) -> int:
             f"  out {_figure(outside.get(result.objective))}  trades {row.in_sample['trades']}"
         )
     print(f"  {result.overfitting.reading}")
+    return EXIT_OK
+
+
+def _walkforward_run(args: argparse.Namespace, settings: Settings) -> int:
+    import dataclasses
+
+    import engine
+    from algotcha import schemas
+    from algotcha.progress import ProgressBar
+    from engine import walkforward
+
+    store = engine.BarStore(settings.data_dir)
+    request = schemas.parse_walkforward(
+        schemas.parse_json(args.request.read_bytes()),
+        max_combinations=settings.max_sweep_combinations,
+    )
+    try:
+        base = engine.check(request.sweep.base, store)
+        request = dataclasses.replace(request, sweep=dataclasses.replace(request.sweep, base=base))
+        bars = store.load(base.symbol, base.timeframe, base.start, base.end)
+        laid_out = engine.grid.plan(request.sweep)
+        folds = walkforward.plan_folds(request, bars, laid_out=laid_out)  # before any log line
+        total = request.folds * walkforward.fold_units(laid_out)
+        logger.info(
+            "walkforward started folds=%d combinations=%d bars=%d",
+            request.folds,
+            len(laid_out.combinations),
+            len(bars),
+        )
+        with ProgressBar(total, "steps", sys.stderr) as bar:
+            result = walkforward.run(
+                request, bars, on_progress=bar.update, laid_out=laid_out, folds=folds
+            )
+    except engine.EngineError as exc:
+        raise schemas.sweep_error(exc, "") from None
+    logger.info("walkforward finished folds=%d ms=%.0f", request.folds, result.elapsed_ms)
+    if args.json:
+        import orjson
+
+        document = schemas.render_walkforward(result)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+        sys.stdout.buffer.flush()
+        return EXIT_OK
+    stitched = result.stitched.metrics
+    objective = schemas.camel(request.sweep.objective)
+    print(f"{base.strategy_name}  {base.symbol} {base.timeframe}  {result.elapsed_ms / 1000:.1f} s")
+    for fold in result.folds:
+        start, end = (
+            f"{datetime.fromtimestamp(ns / 1e9, UTC):%Y-%m-%d %H:%M}"
+            for ns in fold.out_of_sample_window
+        )
+        window = f"{start} to {end}"
+        if fold.parameters is None:
+            chosen = f"no valid combination ({request.sweep.min_trades} trades needed)"
+        else:
+            chosen = " ".join(f"{name}={value:g}" for name, value in fold.parameters.items())
+        print(
+            f"  fold {fold.index + 1}  out-of-sample {window}  {chosen:<36}"
+            f" {objective} in {_figure(fold.in_sample_objective)}"
+            f"  out {_figure(fold.out_of_sample_objective)}"
+        )
+    print(
+        f"  stitched out-of-sample: total return {_figure(stitched['total_return'])}"
+        f"  sharpe {_figure(stitched['sharpe'])}  trades {stitched['trades']}"
+    )
+    print(f"  {result.reading}")
     return EXIT_OK
 
 

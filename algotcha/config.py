@@ -34,6 +34,8 @@ class Settings:
     jwt_audience: str = "algotcha-api"
     jwt_ttl_s: int = 12 * 3600
     data_dir: Path = Path("data")
+    # Binance's public kline archive, or a mirror of its layout (tests serve one on loopback).
+    market_data_url: str = "https://data.binance.vision"
     public_url: str = "http://127.0.0.1:8000"
     max_queued_per_user: int = 5
     max_sweep_combinations: int = 10_000
@@ -84,6 +86,11 @@ class Settings:
     # Peers whose X-Forwarded-For names the client (uvicorn's setting): the reverse proxy's
     # address. The per-address login limit counts that client, so this must name the proxy.
     forwarded_allow_ips: str = "127.0.0.1"
+    # numexpr threads per backtest; one per CPU this process may use, at most 16 (numexpr's
+    # own cap), unless ENGINE_THREADS says otherwise.
+    engine_threads: int = dataclasses.field(
+        default_factory=lambda: max(1, min(16, len(os.sched_getaffinity(0))))
+    )
     # Fault injection for tests and drills: the backtest child sleeps this long first, so a
     # job can be caught mid-run (killed, cancelled, timed out). Zero in production.
     debug_backtest_delay_s: float = 0.0
@@ -94,6 +101,14 @@ class Settings:
                 "DATABASE_URL is not set (e.g. postgresql://algotcha@127.0.0.1/algotcha)"
             )
         return self.database_url
+
+    def require_broker_url(self) -> str:
+        if not self.broker_url:
+            raise ConfigError(
+                "BROKER_URL is not set (e.g. amqp://algotcha:...@127.0.0.1:5672/%2F): this "
+                "command consumes from RabbitMQ; only `algotcha up` runs without one"
+            )
+        return self.broker_url
 
     def require_jwt_secret(self) -> str:
         if not self.jwt_secret:
@@ -170,6 +185,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         jwt_audience=get("JWT_AUDIENCE", str, defaults.jwt_audience),
         jwt_ttl_s=get("JWT_TTL_SECONDS", _positive_int, defaults.jwt_ttl_s),
         data_dir=get("DATA_DIR", Path, defaults.data_dir),
+        market_data_url=get("MARKET_DATA_URL", _url, defaults.market_data_url),
         public_url=get("PUBLIC_URL", _url, defaults.public_url),
         max_queued_per_user=get("MAX_QUEUED_PER_USER", _positive_int, defaults.max_queued_per_user),
         max_sweep_combinations=get(
@@ -211,6 +227,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             "LOGIN_FAILURES_PER_ADDRESS", _positive_int, defaults.login_failures_per_address
         ),
         forwarded_allow_ips=get("FORWARDED_ALLOW_IPS", str, defaults.forwarded_allow_ips),
+        engine_threads=get("ENGINE_THREADS", _positive_int, defaults.engine_threads),
         debug_backtest_delay_s=get("DEBUG_BACKTEST_DELAY_SECONDS", float, 0.0),
         telegram_bot_token=secret("TELEGRAM_BOT_TOKEN"),
         telegram_bot_username=get("TELEGRAM_BOT_USERNAME", _bot_username, None),

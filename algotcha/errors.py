@@ -11,6 +11,7 @@ AlgotchaError
 ├── PayloadTooLargeError   413
 ├── QueueLimitError        429: too many queued jobs for one user
 ├── LoginLimitError        429: too many failed logins for one account or client address
+├── MarketDataError        502: the market data archive refused or failed a download
 └── UnavailableError       503: PostgreSQL or RabbitMQ cannot be reached, or the API is busy
 """
 
@@ -98,6 +99,12 @@ class LoginLimitError(AlgotchaError):
 
     def __init__(self, detail: str, *, retry_after_s: int) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
+
+
+class MarketDataError(AlgotchaError):
+    """A download from the market data archive failed; nothing of it was stored."""
+
+    status, title = 502, "Bad Gateway"
 
 
 class UnavailableError(AlgotchaError):

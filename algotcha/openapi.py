@@ -43,6 +43,27 @@ def _fraction(
 
 
 SCHEMAS: dict[str, Any] = {
+    "Dataset": {
+        "type": "object",
+        "required": ["symbol", "start", "end", "bars", "synthetic", "source"],
+        "properties": {
+            "symbol": {"type": "string"},
+            "start": {"type": "string", "format": "date-time"},
+            "end": {"type": "string", "format": "date-time"},
+            "bars": {"type": "integer", "minimum": 0},
+            "synthetic": {"type": "boolean"},
+            "source": {
+                "type": ["object", "null"],
+                "required": ["kind", "files", "url", "updatedAt"],
+                "properties": {
+                    "kind": {"enum": ["synthetic", "import", "download"]},
+                    "files": {"type": "array", "items": {"type": "string"}},
+                    "url": {"type": ["string", "null"]},
+                    "updatedAt": {"type": ["string", "null"], "format": "date-time"},
+                },
+            },
+        },
+    },
     "Problem": {
         "type": "object",
         "required": ["type", "title", "status", "detail", "success"],
@@ -416,7 +437,12 @@ def _paths() -> dict[str, Any]:
         "/api/backtest/datasets": {
             "get": {
                 "security": _AUTH,
-                "responses": {"200": _json({"type": "array"}), **_errors(401)},
+                "responses": {
+                    "200": _json(
+                        {"type": "array", "items": {"$ref": "#/components/schemas/Dataset"}}
+                    ),
+                    **_errors(401),
+                },
             }
         },
         "/healthz": {"get": {"responses": {"200": _json({"type": "object"})}}},

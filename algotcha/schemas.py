@@ -585,11 +585,21 @@ def render_user(user: UserRow) -> dict[str, Any]:
 
 
 def render_dataset(info: engine.DatasetInfo) -> dict[str, Any]:
+    source = info.source
     return {
         "symbol": info.symbol,
         "start": iso(info.start),
         "end": iso(info.end),
         "bars": info.bars,
+        "synthetic": source is not None and source.kind == "synthetic",
+        "source": None
+        if source is None
+        else {
+            "kind": source.kind,
+            "files": list(source.files),
+            "url": source.url,
+            "updatedAt": iso(source.updated_at) if source.updated_at else None,
+        },
     }
 
 
@@ -839,14 +849,15 @@ def parse_sweep(
 
 def sweep_error(exc: engine.EngineError, path: str = "sweep") -> ValidationError:
     """An engine complaint about a sweep, as a 422 naming the sweep or payload field."""
+    under = f"{path}." if path else ""  # a walk-forward file is read from its root
     if exc.field is None:
-        field = path
+        field = path or "body"
     elif exc.field in _CAMEL:
-        field = f"{path}.payload.{_CAMEL[exc.field]}"
+        field = f"{under}payload.{_CAMEL[exc.field]}"
     elif exc.field.startswith("parameters"):
-        field = f"{path}.{exc.field}"  # parameter names are the user's, never re-cased
+        field = f"{under}{exc.field}"  # parameter names are the user's, never re-cased
     else:
-        field = f"{path}.{camel(exc.field)}"
+        field = under + ".".join(camel(part) for part in exc.field.split("."))
     message = str(exc)
     return ValidationError(f"{field}: {message}", errors=[FieldError(field, message)])
 
@@ -944,3 +955,54 @@ def grid_csv_lines(names: list[str], rows: Iterable[Mapping[str, Any]]) -> Itera
 
 def _csv_number(value: float | int | None) -> str:
     return "" if value is None else repr(value)
+
+
+# --- walk-forward request ----------------------------------------------------------------------
+
+
+def parse_walkforward(
+    obj: Any, path: str = "", *, max_combinations: int = engine.grid.MAX_COMBINATIONS
+) -> engine.walkforward.WalkForwardRequest:
+    """A SweepRequest plus walkForward {folds, inSample, anchored} -> the engine's request;
+    its outOfSample is ignored (each fold holds its own out-of-sample window)."""
+    errors: list[FieldError] = []
+    sweep_fields = dict(obj) if isinstance(obj, dict) else obj
+    spec = sweep_fields.pop("walkForward", None) if isinstance(sweep_fields, dict) else None
+    where = f"{path}.walkForward" if path else "walkForward"
+    if spec is None:
+        raise ValidationError.for_field(where, "is required: {folds, inSample, anchored}")
+    r = _Reader(spec, where, errors)
+    folds = r.take("folds", _whole)
+    in_sample = r.take("inSample", _number)
+    anchored = r.take("anchored", _boolean, default=False)
+    r.finish()
+    _raise_if(errors)
+    sweep = parse_sweep(sweep_fields, path, max_combinations=max_combinations)
+    try:
+        return engine.walkforward.WalkForwardRequest(sweep, folds, in_sample, anchored)
+    except engine.EngineError as exc:
+        raise sweep_error(exc, path) from None
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def render_walkforward(result: engine.walkforward.WalkForwardResult) -> dict[str, Any]:
+    """API.md's walk-forward result: camelCase keys, parameter names as the user gave them."""
+    document = result.as_dict()
+    folds = document.pop("folds")
+    out: dict[str, Any] = camel_keys(document)
+    out["folds"] = []
+    for fold in folds:
+        parameters = fold.pop("parameters")
+        rendered = camel_keys(fold)
+        rendered["parameters"] = (
+            None
+            if parameters is None
+            else {name: _plain(value) for name, value in parameters.items()}
+        )
+        out["folds"].append(rendered)
+    return out

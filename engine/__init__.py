@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from engine import grid, overfitting, rules, sweep
+from engine import grid, overfitting, rules, sweep, walkforward
 from engine.errors import Cancelled, DataError, EngineError, RuleError
 from engine.grid import SweepRequest
 from engine.request import TIMEFRAMES, BacktestRequest
 from engine.result import BacktestResult, Trade
-from engine.run import check, run
-from engine.store import BarStore, DatasetInfo
+from engine.run import backtest, check, run
+from engine.store import BarStore, DatasetInfo, DatasetSource
 from engine.sweep import ChunkResult, SweepResult, SweepRow
+from engine.walkforward import FoldResult, WalkForwardRequest, WalkForwardResult
 
 __all__ = [
     "TIMEFRAMES",
@@ -20,16 +21,22 @@ __all__ = [
     "ChunkResult",
     "DataError",
     "DatasetInfo",
+    "DatasetSource",
     "EngineError",
+    "FoldResult",
     "RuleError",
     "SweepRequest",
     "SweepResult",
     "SweepRow",
     "Trade",
+    "WalkForwardRequest",
+    "WalkForwardResult",
+    "backtest",
     "check",
     "grid",
     "overfitting",
     "rules",
     "run",
     "sweep",
+    "walkforward",
 ]

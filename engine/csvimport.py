@@ -1,9 +1,11 @@
-"""CSV import: Binance kline dumps and generic timestamp,open,high,low,close,volume files."""
+"""CSV import: Binance kline dumps and generic timestamp,open,high,low,close,volume files,
+plain or zipped (as data.binance.vision publishes them)."""
 
 from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -28,28 +30,48 @@ def read_csv(path: Path) -> pd.DataFrame:
     - A header naming `timestamp` (or `time`), open, high, low, close, volume in any order
       (other columns ignored); timestamps are ISO 8601 (UTC when no zone is given) or epoch
       seconds, milliseconds, microseconds or nanoseconds.
+    A `.zip` holding one such CSV is read as that CSV.
     Anything else raises DataError saying what was found.
     """
     path = Path(path)
     try:
+        if path.suffix.lower() == ".zip":
+            return read_csv_text(path.name, _unzip(path))
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
         raise DataError(None, f"cannot read {path.name}: {error}") from None
+    return read_csv_text(path.name, text)
+
+
+def _unzip(path: Path) -> str:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [info for info in archive.infolist() if not info.is_dir()]
+            if len(members) != 1 or not members[0].filename.lower().endswith(".csv"):
+                names = ", ".join(info.filename for info in members) or "nothing"
+                raise DataError(None, f"{path.name} must hold exactly one .csv file, not {names}")
+            return archive.read(members[0]).decode("utf-8-sig")
+    except (zipfile.BadZipFile, zipfile.LargeZipFile) as error:
+        raise DataError(None, f"{path.name} is not a readable zip file: {error}") from None
+
+
+def read_csv_text(name: str, text: str) -> pd.DataFrame:
+    """Bars from the text of a CSV file called `name` (see read_csv)."""
     first_line = text.split("\n", 1)[0].strip()
     if not first_line:
-        raise DataError(None, f"{path.name} is empty")
+        raise DataError(None, f"{name} is empty")
     header = [cell.strip().lower() for cell in next(csv.reader([first_line]))]
     has_header = not _is_number(header[0])
     if len(header) == BINANCE_COLUMNS and (not has_header or header[0] == "open_time"):
-        return _binance(path.name, text, has_header)
+        return _binance(name, text, has_header)
     if has_header:
-        time_name = next((name for name in GENERIC_TIME_NAMES if name in header), None)
-        missing = [name for name in COLUMNS if name not in header]
+        time_name = next((column for column in GENERIC_TIME_NAMES if column in header), None)
+        missing = [column for column in COLUMNS if column not in header]
         if time_name is not None and not missing:
-            return _generic(path.name, text, time_name)
+            return _generic(name, text, time_name)
     raise DataError(
         None,
-        f"{path.name} is not a recognised CSV: expected a Binance kline dump (12 columns) or a "
+        f"{name} is not a recognised CSV: expected a Binance kline dump (12 columns) or a "
         f"header timestamp,open,high,low,close,volume; the first line is {first_line[:80]!r}",
     )
 

@@ -45,30 +45,32 @@ def check_timeframe(timeframe: object) -> int:
     return TIMEFRAMES[timeframe]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BacktestRequest:
-    """A validated backtest payload (API.md "Backtest payload"); times are tz-aware UTC.
+    """A validated backtest payload (docs/api.md "Backtest payload"); times are tz-aware UTC.
 
-    Construction raises DataError (or RuleError for a rule) with `.field` set to the offending
-    field. Numbers must be finite; ints are accepted and stored as floats.
+    Only the data (symbol, start, end) and an entry rule must be given; the rest defaults as
+    in backtesting.py's Backtest: 10,000 of capital, no fees or slippage, all equity in each
+    trade, no stops, 1-minute bars. Construction raises DataError (or RuleError for a rule)
+    with `.field` set to the offending field. Numbers must be finite; ints are stored as floats.
     """
 
-    strategy_name: str
+    strategy_name: str = "backtest"
     symbol: str
-    timeframe: str
+    timeframe: str = "1m"
     start: datetime
     end: datetime
-    initial_capital: float
-    fee_rate: float
-    slippage: float
-    position_size: float
-    long_entry: str | None
-    long_exit: str | None
-    short_entry: str | None
-    short_exit: str | None
-    stop_loss: float | None
-    take_profit: float | None
-    trailing_stop: float | None
+    initial_capital: float = 10_000.0
+    fee_rate: float = 0.0
+    slippage: float = 0.0
+    position_size: float = 1.0
+    long_entry: str | None = None
+    long_exit: str | None = None
+    short_entry: str | None = None
+    short_exit: str | None = None
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    trailing_stop: float | None = None
 
     def __post_init__(self) -> None:
         name = self.strategy_name

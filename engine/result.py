@@ -127,6 +127,11 @@ class TradeList(Sequence[Trade]):
         self._index = index
         self._made: list[Trade] | None = None
 
+    @property
+    def simulation(self) -> Simulation:
+        """The columns behind the trades, with the equity at every bar's close."""
+        return self._simulation
+
     def _list(self) -> list[Trade]:
         if self._made is None:
             self._made = trades(self._simulation, self._index)

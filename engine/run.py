@@ -1,4 +1,4 @@
-"""run() and check(): the engine's entry points, from a request and bars to a result."""
+"""backtest(), check() and run(): the engine's entry points, from a request to a result."""
 
 from __future__ import annotations
 
@@ -147,6 +147,22 @@ def params_of(request: BacktestRequest) -> Params:
         request.take_profit,
         request.trailing_stop,
     )
+
+
+def backtest(
+    request: BacktestRequest,
+    store: BarStore,
+    *,
+    on_progress: Callable[[int], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> BacktestResult:
+    """The whole of one backtest on stored data: check(), load the bars, run().
+
+    Raises DataError/RuleError for input the data cannot serve, Cancelled as run() does.
+    """
+    request = check(request, store)
+    bars = store.load(request.symbol, request.timeframe, request.start, request.end)
+    return run(request, bars, on_progress=on_progress, should_cancel=should_cancel)
 
 
 def required_bars(request: BacktestRequest) -> int:

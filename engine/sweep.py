@@ -319,6 +319,18 @@ def _score(measured: metrics.Metrics, objective: str) -> float | None:
     return None if value is None else float(value)
 
 
+def rank(request: SweepRequest, rows: Sequence[SweepRow]) -> list[SweepRow]:
+    """The rows that reach min_trades with a defined objective, best first; equal scores keep
+    index order when `rows` is in index order (the sort is stable)."""
+    ranked = [
+        row
+        for row in rows
+        if row.score is not None and int(row.in_sample["trades"] or 0) >= request.min_trades
+    ]
+    ranked.sort(key=lambda row: -(row.score or 0.0))
+    return ranked
+
+
 def merge(
     request: SweepRequest, chunks: Sequence[ChunkResult], *, laid_out: Plan | None = None
 ) -> SweepResult:
@@ -332,13 +344,7 @@ def merge(
             f"the chunks hold {len(rows)} rows, not each of the {len(laid_out.combinations)} "
             "combinations once"
         )
-    ranked = [
-        row
-        for row in rows
-        if row.score is not None and int(row.in_sample["trades"] or 0) >= request.min_trades
-    ]
-    # best first; equal scores keep index order (sorted is stable)
-    ranked.sort(key=lambda row: -(row.score or 0.0))
+    ranked = rank(request, rows)
     returns = np.array([row.daily_returns for row in ranked], dtype=np.float64).reshape(
         len(ranked), -1
     )

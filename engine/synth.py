@@ -9,6 +9,7 @@ import pandas as pd
 
 from engine.errors import DataError
 from engine.resample import MINUTE_MS, frame
+from engine.store import DatasetSource
 
 # Per-minute log-return volatility: about 58 % a year, a crypto-like figure.
 MINUTE_VOLATILITY = 0.0008
@@ -41,3 +42,8 @@ def synth_bars(
     first = (start - _EPOCH) // timedelta(minutes=1) * MINUTE_MS
     times = first + np.arange(minutes, dtype=np.int64) * MINUTE_MS
     return frame(times, {"open": open_, "high": high, "low": low, "close": close, "volume": volume})
+
+
+def synthetic_source() -> DatasetSource:
+    """The source to store with synthetic bars, so every listing labels them as such."""
+    return DatasetSource("synthetic", (), None, datetime.now(UTC).replace(microsecond=0))

@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.smtp",
     "tests.fixtures.telegram_api",
     "tests.fixtures.results",
+    "tests.fixtures.binance_archive",
 ]

@@ -25,7 +25,6 @@ from algotcha.db.jobs import JobRow
 from algotcha.db.pool import connection
 from algotcha.errors import ConflictError, NotFoundError
 from algotcha.services import jobs
-from algotcha.services.execution import SweepChunkTask
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +56,7 @@ def submit(
 # A stored sweep passed MAX_SWEEP_COMBINATIONS when it was queued; re-reading it must not
 # refuse it because the limit has changed since (or because the grid counts combinations
 # the constraint then removed).
-_NO_LIMIT = 2**31
-
-
-def chunk_task(job: JobRow, first: int, end: int) -> SweepChunkTask:
-    return SweepChunkTask(job.id, job.payload, first, end, _NO_LIMIT)
+STORED_LIMIT = 2**31
 
 
 def unit_rows(chunk: dict[str, Any]) -> list[UnitRow]:
@@ -90,7 +85,7 @@ def merge(job: JobRow, rows: list[UnitRow], elapsed_ms: float) -> dict[str, Any]
 
 
 def _request(job: JobRow) -> engine.SweepRequest:
-    return schemas.parse_sweep(job.payload, max_combinations=_NO_LIMIT)
+    return schemas.parse_sweep(job.payload, max_combinations=STORED_LIMIT)
 
 
 def _sweep_of(conn: Any, user_id: int, job_id: int) -> JobRow:

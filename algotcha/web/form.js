@@ -41,7 +41,11 @@ async function loadDatasets() {
   const select = $("f-symbol");
   select.replaceChildren(
     ...datasets.map((d) =>
-      el("option", { value: d.symbol }, `${d.symbol} · ${fmt.date(d.start)} → ${lastDay(d.end)}`),
+      el(
+        "option",
+        { value: d.symbol },
+        `${d.symbol}${d.synthetic ? " (synthetic)" : ""} · ${fmt.date(d.start)} → ${lastDay(d.end)}`,
+      ),
     ),
   );
   $("run-button").disabled = datasets.length === 0;
@@ -61,13 +65,24 @@ function onSymbolChange() {
   if (!d) return;
   const first = fmt.date(d.start);
   const last = lastDay(d.end);
-  $("symbol-range").textContent = `Data from ${first} to ${last} UTC · ${fmt.count(d.bars)} one-minute bars`;
+  $("symbol-range").textContent =
+    `${sourceText(d)} · from ${first} to ${last} UTC · ${fmt.count(d.bars)} one-minute bars`;
   for (const input of [$("f-start"), $("f-end")]) {
     input.min = first;
     input.max = last;
   }
   $("f-start").value = first;
   $("f-end").value = last;
+}
+
+// Where the bars came from, so nobody mistakes the synthetic demo data for a market's history.
+function sourceText(d) {
+  const source = d.source;
+  if (!source) return "Source not recorded";
+  const updated = source.updatedAt ? `, updated ${fmt.date(source.updatedAt)}` : "";
+  if (source.kind === "synthetic") return "Synthetic data, not a market's history";
+  if (source.kind === "download") return `Downloaded from ${source.url}${updated}`;
+  return `Imported from ${source.files.join(", ")}${updated}`;
 }
 
 $("f-symbol").addEventListener("change", onSymbolChange);

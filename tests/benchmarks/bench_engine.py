@@ -96,26 +96,15 @@ SPREAD: list[float] = []
 
 
 def make_request(symbol: str, timeframe: str, strategy: str) -> engine.BacktestRequest:
-    fields: dict[str, Any] = {
-        "strategy_name": strategy,
-        "symbol": symbol,
-        "timeframe": timeframe,
-        "start": START,
-        "end": START + timedelta(days=3650),
-        "initial_capital": 10_000.0,
-        "fee_rate": FEE,
-        "slippage": 0.0,
-        "position_size": 1.0,
-        "long_entry": None,
-        "long_exit": None,
-        "short_entry": None,
-        "short_exit": None,
-        "stop_loss": None,
-        "take_profit": None,
-        "trailing_stop": None,
-    }
-    fields.update(STRATEGIES[strategy])
-    return engine.BacktestRequest(**fields)
+    return engine.BacktestRequest(
+        strategy_name=strategy,
+        symbol=symbol,
+        timeframe=timeframe,
+        start=START,
+        end=START + timedelta(days=3650),
+        fee_rate=FEE,
+        **STRATEGIES[strategy],
+    )
 
 
 def ours(store: engine.BarStore, request: engine.BacktestRequest, repeat: int) -> dict[str, Any]:
@@ -300,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     for label, size in sizes.items():
         symbol = "BENCH" + label.replace(".", "_").upper()
         info = store.info(symbol)
-        if info is None or info.bars != size:
+        partitioned = (directory / symbol / "dataset.json").is_file()
+        if info is None or info.bars != size or not partitioned:
             store.write(symbol, bars.iloc[:size])
     print(f"data: {directory} ({', '.join(sizes)} 1-minute bars)", flush=True)
     print(f"load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)

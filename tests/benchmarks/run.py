@@ -1,4 +1,4 @@
-"""`make bench`: engine, sweep, queued sweep, API and event-stream benchmarks, with targets.
+"""`make bench`: engine, sweep, queued sweep, walk-forward, store, API, event, result benchmarks.
 
     python tests/benchmarks/run.py [--quick] [--json var/bench.json]
 
@@ -23,7 +23,9 @@ from tests.benchmarks import (  # noqa: E402
     bench_events,
     bench_queue_sweep,
     bench_results,
+    bench_store,
     bench_sweep,
+    bench_walkforward,
 )
 
 
@@ -43,6 +45,17 @@ def main(argv: list[str] | None = None) -> int:
         sweep_args = ["--json", str(sweep_json), "--data-dir", str(ROOT / "var" / "bench-data")]
         bench_sweep.main(sweep_args + (["--quick"] if args.quick else []))
         sweeps = json.loads(sweep_json.read_text())
+        print("\n== bar store: 5-year dataset, partitions vs single file ==", flush=True)
+        store_json = Path(tmp) / "store.json"
+        store_status = bench_store.main(
+            ["--json", str(store_json)] + (["--quick"] if args.quick else [])
+        )
+        store = json.loads(store_json.read_text())
+        print("\n== walk-forward ==", flush=True)
+        walk_json = Path(tmp) / "walkforward.json"
+        walk_args = ["--json", str(walk_json), "--data-dir", str(ROOT / "var" / "bench-data")]
+        bench_walkforward.main(walk_args + (["--quick"] if args.quick else []))
+        walk = json.loads(walk_json.read_text())
         print("\n== the reference sweep through the queue ==", flush=True)
         queue_args = ["--data-dir", str(ROOT / "var" / "bench-data")]
         queued_sweep = bench_queue_sweep.main(queue_args + (["--quick"] if args.quick else []))
@@ -56,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     figures = {
         "engine": engine,
         "sweeps": sweeps,
+        "walkforward": walk,
+        "store": store,
         "queued_sweep": queued_sweep,
         "api": api,
         "events": events,
@@ -63,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.json.write_text(json.dumps(figures, indent=2))
     print(f"\nwritten to {args.json}")
-    return status
+    return status or store_status
 
 
 if __name__ == "__main__":

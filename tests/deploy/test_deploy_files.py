@@ -37,7 +37,10 @@ UNITS = {
     "algotcha-worker@.service": "worker",
     "algotcha-notifier.service": "notifier",
     "algotcha-telegram-poll.service": "telegram-poll",
+    "algotcha-data-update.service": "data",
 }
+#: timer -> the service it starts
+TIMERS = {"algotcha-data-update.timer": "algotcha-data-update.service"}
 REQUIRED_SERVICES = {"postgres", "rabbitmq", "api", "worker", "notifier", "prometheus", "grafana"}
 APP_SERVICES = {"api", "worker", "notifier"}
 PORTS = {"8000", "9191", "9192", "5672", "15672", "15692", "9090", "3000"}
@@ -550,6 +553,25 @@ def test_env_example_has_names_but_no_secret_values() -> None:
 
 def test_systemd_units_are_the_expected_set() -> None:
     assert {path.name for path in SYSTEMD.glob("*.service")} == set(UNITS)
+    assert {path.name for path in SYSTEMD.glob("*.timer")} == set(TIMERS)
+
+
+@pytest.mark.parametrize("timer", sorted(TIMERS))
+def test_systemd_timer_runs_its_service_daily_and_catches_up(timer: str) -> None:
+    sections = parse_unit((SYSTEMD / timer).read_text())
+    assert unit_last(sections["Timer"], "Unit") == TIMERS[timer]
+    assert unit_last(sections["Timer"], "OnCalendar")
+    assert unit_last(sections["Timer"], "Persistent") == "yes"
+    assert unit_last(sections["Install"], "WantedBy") == "timers.target"
+
+
+def test_systemd_data_update_is_a_oneshot_of_algotcha_data_update() -> None:
+    service = parse_unit((SYSTEMD / "algotcha-data-update.service").read_text())["Service"]
+    assert unit_last(service, "Type") == "oneshot"
+    (exec_start,) = unit_values(service, "ExecStart")
+    assert shlex.split(exec_start)[1:] == ["data", "update"]
+    assert unit_environment(service)["DATA_DIR"] == "/var/lib/algotcha/data"
+    assert unit_last(service, "ReadWritePaths") == "/var/lib/algotcha"
 
 
 @pytest.mark.parametrize("unit", sorted(UNITS))
@@ -631,13 +653,13 @@ def test_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     shutil.copytree(system, tmp_path / "usr/lib/systemd/system", symlinks=True)
     units_dir = tmp_path / "etc/systemd/system"
     units_dir.mkdir(parents=True)
-    for unit in UNITS:
+    for unit in [*UNITS, *TIMERS]:
         shutil.copy(SYSTEMD / unit, units_dir / unit)
     binary = tmp_path / "opt/algotcha/venv/bin/algotcha"
     binary.parent.mkdir(parents=True)
     binary.write_text("#!/bin/sh\n")
     binary.chmod(0o755)
-    names = [u.replace("@.", "@9191.") for u in sorted(UNITS)]
+    names = [u.replace("@.", "@9191.") for u in sorted(UNITS)] + sorted(TIMERS)
     result = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", f"--root={tmp_path}", *names],
         capture_output=True,
@@ -695,7 +717,7 @@ def test_guide_mentions_every_service_unit_and_port(services: dict[str, dict[str
     guide = GUIDE.read_text()
     for name in services:
         assert re.search(rf"\b{re.escape(name)}\b", guide), name
-    for unit in UNITS:
+    for unit in [*UNITS, *TIMERS]:
         assert unit in guide, unit
     for port in PORTS:
         assert re.search(rf"\b{port}\b", guide), port

@@ -154,7 +154,12 @@ def test_a_crowd_of_submits_keeps_the_queue_consistent(
         try:
             with ThreadPoolExecutor(max_workers=16) as pool:
                 statuses = list(pool.map(submit, range(200)))
+            # Keep sampling while the worker drains the queue; on a loaded machine each sample
+            # (hundreds of position queries) is slow, so wait for enough of them, bounded.
+            deadline = time.monotonic() + 60
             time.sleep(2)
+            while len(samples) <= 10 and time.monotonic() < deadline:
+                time.sleep(0.1)
         finally:
             done.set()
             sampler.join()

@@ -130,6 +130,8 @@ def test_datasets_list_the_store(make_user: Any) -> None:
     assert [d["symbol"] for d in datasets] == ["SYNTH"]
     assert datasets[0]["bars"] == 60 * 24 * 60
     assert datasets[0]["start"] == "2022-01-01T00:00:00Z"
+    assert datasets[0]["synthetic"] is True
+    assert datasets[0]["source"]["kind"] == "synthetic" and datasets[0]["source"]["files"] == []
 
 
 def test_the_original_monitoring_queries_run_verbatim(

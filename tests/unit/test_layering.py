@@ -53,3 +53,16 @@ def test_routes_reach_the_database_only_through_services(path: Path) -> None:
     """routes -> services -> db: a route never imports algotcha.db or psycopg (STYLE.md §3-4)."""
     wrong = {name for name in imported_modules(path) if name.startswith(("algotcha.db", "psycopg"))}
     assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
+
+
+def test_a_backtest_process_loads_only_the_engine() -> None:
+    """actors/execution.py is what a backtest process imports: the worker parses the stored
+    payload and sends an engine request, so the child needs nothing of algotcha."""
+    assert imported_packages(ROOT / "actors" / "execution.py") == {"engine"}
+
+
+def test_services_start_no_processes() -> None:
+    """Process supervision is the worker's business (actors/), not a use case's."""
+    for path in sorted((ROOT / "algotcha" / "services").glob("*.py")):
+        wrong = {"multiprocessing", "subprocess"} & imported_modules(path)
+        assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"

@@ -34,26 +34,16 @@ def flat_bars(closes: list[float], *, start: datetime = START, minutes: int = 1)
 
 
 def request(**overrides: Any) -> BacktestRequest:
+    """A request on TEST for a year from START: 1,000 of capital, long on `close > open`; the
+    rest are BacktestRequest's defaults."""
     fields: dict[str, Any] = {
-        "strategy_name": "test",
         "symbol": "TEST",
-        "timeframe": "1m",
         "start": START,
         "end": START + timedelta(days=365),
         "initial_capital": 1000.0,
-        "fee_rate": 0.0,
-        "slippage": 0.0,
-        "position_size": 1.0,
         "long_entry": "close > open",
-        "long_exit": None,
-        "short_entry": None,
-        "short_exit": None,
-        "stop_loss": None,
-        "take_profit": None,
-        "trailing_stop": None,
     }
-    fields.update(overrides)
-    return BacktestRequest(**fields)
+    return BacktestRequest(**(fields | overrides))
 
 
 def flags(text: str) -> np.ndarray:

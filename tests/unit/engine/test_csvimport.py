@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,39 @@ def test_synth_bars_are_deterministic_and_valid(tmp_path: Path) -> None:
 def test_synth_bars_refuses_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(DataError, match=message):
         synth_bars(**kwargs)
+
+
+def zipped(tmp_path: Path, members: dict[str, str], name: str = "BTCUSDT-1m-2024-01.zip") -> Path:
+    path = tmp_path / name
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for member, text in members.items():
+            archive.writestr(member, text)
+    return path
+
+
+def test_reads_a_binance_zip_as_its_csv(tmp_path: Path) -> None:
+    frame = read_csv(zipped(tmp_path, {"BTCUSDT-1m-2024-01.csv": BINANCE_HEADER + BINANCE_MS}))
+    assert list(frame.index) == [START, START + timedelta(minutes=1)]
+    assert frame.iloc[1].tolist() == [42298.62, 42320.0, 42298.61, 42320.0, 21.07084]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"PK\x03\x04 not really a zip", "not a readable zip file"),
+        ({"a.csv": BINANCE_MS, "b.csv": BINANCE_MS}, "exactly one .csv file, not a.csv, b.csv"),
+        ({"notes.txt": "hello"}, "exactly one .csv file, not notes.txt"),
+        ({"x.csv": "1704067200000,1,2,0.5,1.5,10,0,0,0,0,0\n"}, "not a recognised CSV"),
+    ],
+)
+def test_a_bad_zip_is_a_data_error_naming_the_file(
+    tmp_path: Path, content: bytes | dict[str, str], message: str
+) -> None:
+    if isinstance(content, bytes):
+        path = tmp_path / "broken.zip"
+        path.write_bytes(content)
+    else:
+        path = zipped(tmp_path, content, name="broken.zip")
+    with pytest.raises(DataError, match=r"broken\.zip") as caught:
+        read_csv(path)
+    assert message in caught.value.message

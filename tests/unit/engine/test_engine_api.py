@@ -18,9 +18,10 @@ def test_the_public_names_are_exported() -> None:
     assert sorted(engine.__all__) == sorted(
         [
             "EngineError", "RuleError", "DataError", "Cancelled", "BacktestRequest",
-            "TIMEFRAMES", "BacktestResult", "Trade", "BarStore", "DatasetInfo", "run", "check",
-            "rules", "grid", "sweep", "overfitting", "SweepRequest", "SweepResult", "SweepRow",
-            "ChunkResult",
+            "TIMEFRAMES", "BacktestResult", "Trade", "BarStore", "DatasetInfo", "DatasetSource",
+            "run", "check", "backtest", "rules", "grid", "sweep", "overfitting", "SweepRequest",
+            "SweepResult", "SweepRow", "ChunkResult", "walkforward", "WalkForwardRequest",
+            "WalkForwardResult", "FoldResult",
         ]
     )  # fmt: skip
     for name in engine.__all__:
@@ -32,12 +33,18 @@ def test_the_entry_points_keep_their_signatures() -> None:
     assert list(run.parameters) == ["request", "bars", "on_progress", "should_cancel"]
     assert run.parameters["on_progress"].kind is inspect.Parameter.KEYWORD_ONLY
     assert list(inspect.signature(engine.check).parameters) == ["request", "store"]
+    backtest = inspect.signature(engine.backtest)
+    assert list(backtest.parameters) == ["request", "store", "on_progress", "should_cancel"]
+    assert backtest.parameters["on_progress"].kind is inspect.Parameter.KEYWORD_ONLY
     assert next(iter(inspect.signature(engine.rules.parse).parameters)) == "text"
     store = engine.BarStore
     assert list(inspect.signature(store.load).parameters) == [
         "self", "symbol", "timeframe", "start", "end",
     ]  # fmt: skip
-    assert list(inspect.signature(store.write).parameters) == ["self", "symbol", "bars"]
+    for method in (store.write, store.append):
+        parameters = inspect.signature(method).parameters
+        assert list(parameters) == ["self", "symbol", "bars", "source"]
+        assert parameters["source"].kind is inspect.Parameter.KEYWORD_ONLY
     fields = [field.name for field in engine.BacktestRequest.__dataclass_fields__.values()]
     assert fields == [
         "strategy_name", "symbol", "timeframe", "start", "end", "initial_capital", "fee_rate",
@@ -51,7 +58,10 @@ def test_the_entry_points_keep_their_signatures() -> None:
     assert list(engine.BacktestResult.__dataclass_fields__) == [
         "metrics", "trades", "equity_curve", "bars", "elapsed_ms", "tearsheet",
     ]  # fmt: skip
-    assert list(engine.DatasetInfo.__dataclass_fields__) == ["symbol", "start", "end", "bars"]
+    assert list(engine.DatasetInfo.__dataclass_fields__) == [
+        "symbol", "start", "end", "bars", "source",
+    ]  # fmt: skip
+    assert list(engine.DatasetSource.__dataclass_fields__) == ["kind", "files", "url", "updated_at"]
 
 
 def test_engine_imports_nothing_of_the_other_packages() -> None:

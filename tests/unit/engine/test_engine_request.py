@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from engine import TIMEFRAMES, Cancelled, DataError, EngineError, RuleError
+from engine import TIMEFRAMES, BacktestRequest, Cancelled, DataError, EngineError, RuleError
 from tests.unit.engine.bartables import START, request
 
 
@@ -27,6 +27,21 @@ def test_a_valid_request_is_normalised() -> None:
     assert isinstance(made.initial_capital, float) and isinstance(made.fee_rate, float)
     assert made.bar_minutes == 1 and made.bar_duration == timedelta(minutes=1)
     assert set(made.parsed_rules()) == {"long_entry"}
+
+
+def test_only_the_data_and_an_entry_rule_must_be_given() -> None:
+    """Defaults as backtesting.py's Backtest: the rest of a request is optional."""
+    made = BacktestRequest(
+        symbol="TEST", start=START, end=START + timedelta(days=1), long_entry="close > open"
+    )
+    assert (made.strategy_name, made.timeframe, made.initial_capital) == ("backtest", "1m", 1e4)
+    assert (made.fee_rate, made.slippage, made.position_size) == (0.0, 0.0, 1.0)
+    assert (made.long_exit, made.short_entry, made.short_exit) == (None, None, None)
+    assert (made.stop_loss, made.take_profit, made.trailing_stop) == (None, None, None)
+    with pytest.raises(TypeError):
+        BacktestRequest("name", "TEST", "1m", START, START + timedelta(days=1))  # type: ignore[misc]
+    with pytest.raises(DataError, match="give long_entry or short_entry"):
+        BacktestRequest(symbol="TEST", start=START, end=START + timedelta(days=1))
 
 
 def test_timeframes_are_the_documented_ones() -> None:

@@ -1,7 +1,8 @@
-"""run() and check(): end to end on bar tables, progress, cancel, and bad input."""
+"""run(), check() and backtest(): end to end on bar tables, progress, cancel, bad input."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine import BarStore, Cancelled, DataError, check, run
+from engine import BacktestRequest, BarStore, Cancelled, DataError, backtest, check, run
 from engine.synth import synth_bars
 from tests.unit.engine.bartables import START, bars, flat_bars, request
 
@@ -231,3 +232,25 @@ def test_check_then_load_then_run(store: BarStore) -> None:
     frame = store.load(checked.symbol, checked.timeframe, checked.start, checked.end)
     assert len(frame) == 3 * 24 * 4
     assert run(checked, frame).bars == len(frame)
+
+
+def test_backtest_is_check_then_load_then_run(store: BarStore) -> None:
+    """One call for the worker's backtest process and `algotcha backtest run`."""
+    asked = BacktestRequest(
+        symbol="TEST",
+        timeframe="15m",
+        start=START - timedelta(days=1),
+        end=START + timedelta(days=10),
+        long_entry="crossover(close, sma(close, 8))",
+    )
+    seen: list[int] = []
+    result = backtest(asked, store, on_progress=seen.append)
+    checked = check(asked, store)
+    expected = run(checked, store.load("TEST", "15m", checked.start, checked.end))
+    assert result.bars == expected.bars == 3 * 24 * 4
+    assert result.trades == expected.trades and result.metrics == expected.metrics
+    assert seen[0] == 0 and seen[-1] == 100
+    with pytest.raises(DataError, match="unknown symbol"):
+        backtest(dataclasses.replace(asked, symbol="ETHUSDT"), store)
+    with pytest.raises(Cancelled):
+        backtest(asked, store, should_cancel=lambda: True)

@@ -5,6 +5,8 @@ C code such as numexpr or pandas, and a crash in native code would take the work
 down with it. So the engine runs in a child process (forked from a single-threaded
 forkserver that has pandas and the engine imported already, so starting one is cheap),
 reports progress over a pipe, and is killed on a time limit, a cancel, or a shutdown.
+The worker parses the stored payload; the child gets an engine.BacktestRequest and
+imports nothing but the engine.
 """
 
 from __future__ import annotations
@@ -13,25 +15,26 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import engine
+import engine
 
 logger = logging.getLogger(__name__)
 
 _context = multiprocessing.get_context("forkserver")
+# This module too: a backtest process unpickles _child_main from it. The engine's compiled
+# loops are imported (and their numba cache read) once, here, not in every process.
 _context.set_forkserver_preload(
     [
-        "engine",
+        "actors.execution",
         "engine.tradeloop",
         "engine.smoothing",
-        "algotcha.schemas",
         "pandas",
         "numexpr",
         "pyarrow.parquet",
@@ -74,22 +77,14 @@ class Finished:
 
 
 @dataclass(frozen=True)
-class BacktestTask:
-    """What a child runs for a backtest job: its stored payload (a RunBacktestDto)."""
-
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class SweepChunkTask:
-    """What a child runs for one chunk of a sweep: the stored SweepRequest JSON and the
-    combinations [first, end) of its plan."""
+    """What a child runs for one chunk of a sweep: the parsed sweep (its payload not yet
+    checked against the data) and the combinations [first, end) of its plan."""
 
     job_id: int
-    sweep: dict[str, Any]
+    request: engine.SweepRequest
     first: int
     end: int
-    max_combinations: int
 
 
 class _Child:
@@ -113,6 +108,8 @@ class _Child:
 # The next child, started ahead of time: a fork through the forkserver takes 20-40 ms,
 # which would otherwise be spent between claiming a job and starting it.
 _ready: _Child | None = None
+# The child running a job, if any: a forced stop kills it rather than leave it orphaned.
+_running: _Child | None = None
 # The process that ran the last chunk of a sweep, kept for the next chunk of the same job.
 _chunk_child: _Child | None = None
 _chunk_job: int | None = None
@@ -129,8 +126,19 @@ def warm_up() -> None:
         _ready = _Child()
 
 
+def shut_down() -> None:
+    """Kill the backtest processes: they ignore SIGTERM, so multiprocessing's exit handler
+    (terminate, then join) would wait for them forever."""
+    global _ready
+    for child in (_ready, _running):
+        if child is not None:
+            child.stop()
+    _ready = None
+    release_chunk_process()
+
+
 def run(
-    payload: dict[str, Any],
+    request: engine.BacktestRequest,
     data_dir: Path,
     *,
     time_limit_s: float,
@@ -138,7 +146,7 @@ def run(
     on_tick: Callable[[int], bool],
     delay_s: float = 0.0,
 ) -> Finished | Outcome:
-    """Run the backtest of `payload` (a stored RunBacktestDto) to its end or until stopped.
+    """Run the backtest of `request` on the data in data_dir to its end or until stopped.
 
     on_tick(progress) is called about every tick_interval_s with the latest progress; when
     it returns True the child is killed and Stopped is returned. One child runs one job.
@@ -146,9 +154,7 @@ def run(
     release_chunk_process()
     child = _take_ready()
     try:
-        return _supervise(
-            child, BacktestTask(payload), data_dir, time_limit_s, tick_interval_s, on_tick, delay_s
-        )
+        return _supervise(child, request, data_dir, time_limit_s, tick_interval_s, on_tick, delay_s)
     finally:
         child.stop()
 
@@ -202,13 +208,15 @@ def _take_ready() -> _Child:
 
 def _supervise(
     child: _Child,
-    task: BacktestTask | SweepChunkTask,
+    task: engine.BacktestRequest | SweepChunkTask,
     data_dir: Path,
     time_limit_s: float,
     tick_interval_s: float,
     on_tick: Callable[[int], bool],
     delay_s: float,
 ) -> Finished | Outcome:
+    global _running
+    _running = child
     started = time.monotonic()
     try:
         child.conn.send((task, str(data_dir), delay_s))
@@ -218,6 +226,8 @@ def _supervise(
         # when it died with our payload still unread; sending to it is a BrokenPipeError.
         child.process.join(timeout=5)
         return Crashed(_describe_exit(child.process.exitcode))
+    finally:
+        _running = None
 
 
 def _follow(
@@ -258,6 +268,10 @@ def _describe_exit(code: int | None) -> str:
 
 
 def _child_main(conn: Connection) -> None:
+    # Ctrl-C in a terminal signals the whole process group, and a SIGTERM may be sent to it
+    # too: the worker decides whether this backtest is handed back, so only it stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for name in list(os.environ):
         if name not in _CHILD_ENV:
             del os.environ[name]
@@ -265,10 +279,6 @@ def _child_main(conn: Connection) -> None:
 
     # The wait for a job is free time: spend it on pyarrow's first-use set-up.
     warm_up()
-    # Imported here: the parent never needs the engine, and the forkserver has it loaded.
-    import engine
-    from algotcha.errors import ValidationError
-
     sweep: _LoadedSweep | None = None
     while True:  # one backtest, or the chunks of one sweep
         try:
@@ -280,18 +290,15 @@ def _child_main(conn: Connection) -> None:
             time.sleep(delay_s)
             store = engine.BarStore(Path(data_dir))
             if not isinstance(task, SweepChunkTask):
-                conn.send(("result", _backtest(task, store, progress.send)))
+                result = engine.backtest(task, store, on_progress=progress.send)
+                conn.send(("result", result.as_dict()))
                 return
             if sweep is None:
-                sweep = _LoadedSweep(task, store)
-            indices = range(task.first, task.end)
-            chunk = sweep.run(indices, progress.send)
+                sweep = _LoadedSweep(task.request, store)
+            chunk = sweep.run(range(task.first, task.end), progress.send)
             conn.send(("result", chunk.as_dict()))
         except engine.EngineError as exc:
             conn.send(("rejected", str(exc)))
-            return
-        except ValidationError as exc:
-            conn.send(("rejected", exc.detail))
             return
         except Exception as exc:
             logger.exception("event=backtest_crashed")
@@ -311,37 +318,16 @@ class _ProgressSender:
             self.last = value
 
 
-def _backtest(
-    task: BacktestTask, store: engine.BarStore, on_progress: Callable[[int], None]
-) -> dict[str, Any]:
-    import engine
-    from algotcha import schemas
-
-    request = engine.check(schemas.parse_payload(task.payload), store)
-    bars = store.load(request.symbol, request.timeframe, request.start, request.end)
-    return engine.run(request, bars, on_progress=on_progress).as_dict()
-
-
 class _LoadedSweep:
-    """A sweep's request, bars and engine workspace, read once for all its chunks here."""
+    """A sweep's checked request, bars and engine workspace, read once for all its chunks."""
 
-    def __init__(self, task: SweepChunkTask, store: engine.BarStore) -> None:
-        import engine
-        from algotcha import schemas
-
-        request = schemas.parse_sweep(task.sweep, max_combinations=task.max_combinations)
-        try:
-            request = dataclasses.replace(request, base=engine.check(request.base, store))
-        except engine.EngineError as exc:
-            raise schemas.sweep_error(exc) from None
-        base = request.base
-        self.request = request
+    def __init__(self, request: engine.SweepRequest, store: engine.BarStore) -> None:
+        base = engine.check(request.base, store)
+        self.request = dataclasses.replace(request, base=base)
         self.bars = store.load(base.symbol, base.timeframe, base.start, base.end)
-        self.workspace = engine.sweep.Workspace(request, self.bars)
+        self.workspace = engine.sweep.Workspace(self.request, self.bars)
 
     def run(self, indices: range, on_progress: Callable[[int], None]) -> engine.sweep.ChunkResult:
-        import engine
-
         return engine.sweep.run_chunk(
             self.request, self.bars, indices, on_progress=on_progress, workspace=self.workspace
         )

@@ -1,0 +1,1 @@
+"""Binance's public kline archive (data.binance.vision): layout, verified downloads."""
