@@ -204,7 +204,8 @@ SCHEMAS: dict[str, Any] = {
                 "queued processing completed failed cancelled totalInQueue workers "
                 "estimatedWaitMinutes"
             ).split()
-        },
+        }
+        | {"sweepSecondsPerCombinationBar": {"type": "number", "exclusiveMinimum": 0}},
     },
     "Credentials": {
         "type": "object",
@@ -370,7 +371,16 @@ def _paths() -> dict[str, Any]:
         "/api/backtest/queue/{id}/grid.csv": {
             "get": {
                 "security": _AUTH,
-                "parameters": _ID,
+                "parameters": [
+                    *_ID,
+                    {
+                        "name": "partial",
+                        "in": "query",
+                        "required": False,
+                        "description": "1: the rows of the chunks finished so far, at any status",
+                        "schema": {"enum": ["0", "1"]},
+                    },
+                ],
                 "responses": {
                     "200": {
                         "description": "every combination of a completed sweep, streamed",

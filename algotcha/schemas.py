@@ -417,6 +417,14 @@ def _query_int(
     return int(raw)
 
 
+def parse_partial(params: Mapping[str, str]) -> bool:
+    """?partial=1 of grid.csv (0, 1 or absent)."""
+    raw = params.get("partial", "0")
+    if raw not in ("0", "1"):
+        raise ValidationError.for_field("partial", "must be 0 or 1")
+    return raw == "1"
+
+
 def parse_id(raw: str) -> int:
     if not _is_ascii_integer(raw) or not 0 < int(raw) < 2**63:
         raise ValidationError.for_field("id", "must be a positive integer")
@@ -571,6 +579,7 @@ def render_stats(stats: QueueStats) -> dict[str, Any]:
         "totalInQueue": c.queued + c.processing,
         "workers": stats.workers,
         "estimatedWaitMinutes": stats.wait_minutes,
+        "sweepSecondsPerCombinationBar": stats.unit_bar_s,
     }
 
 

@@ -54,7 +54,10 @@ def _accepted(item: jobs.QueuedJob) -> Response:
 async def grid_csv(request: Request) -> Response:
     user_id = auth.current_user(request)
     job_id = schemas.parse_id(request.path_params["id"])
-    lines = await run_in_threadpool(sweeps.grid_csv, request.state.pool, user_id, job_id)
+    partial = schemas.parse_partial(request.query_params)
+    lines = await run_in_threadpool(
+        sweeps.grid_csv, request.state.pool, user_id, job_id, partial=partial
+    )
     return StreamingResponse(
         lines,
         media_type="text/csv; charset=utf-8",

@@ -68,6 +68,8 @@ class QueueStats:
     counts: job_db.StatusCounts
     workers: int
     wait_minutes: int
+    # what a sweep's estimate is based on: measured over recent chunks, or the default
+    unit_bar_s: float
 
 
 def submit(
@@ -300,7 +302,8 @@ def stats(pool: ConnectionPool, settings: Settings) -> QueueStats:
         counts = job_db.count_jobs_by_status(conn)
         load = _loads.get(conn, pool, settings)
     wait = estimates.wait_s(counts.queued, load)
-    return QueueStats(counts, load.workers, estimates.minutes(wait))
+    unit_bar_s = load.unit_bar_s or estimates.DEFAULT_UNIT_BAR_S
+    return QueueStats(counts, load.workers, estimates.minutes(wait), unit_bar_s)
 
 
 # --- the worker's side -------------------------------------------------------------------

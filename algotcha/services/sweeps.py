@@ -95,12 +95,15 @@ def _sweep_of(conn: Any, user_id: int, job_id: int) -> JobRow:
     return job
 
 
-def grid_csv(pool: ConnectionPool, user_id: int, job_id: int) -> Iterator[str]:
+def grid_csv(
+    pool: ConnectionPool, user_id: int, job_id: int, *, partial: bool = False
+) -> Iterator[str]:
     """The grid CSV of a completed sweep, streamed from its stored rows (404 for another
-    user's job or one that is not a sweep, 409 before it has completed)."""
+    user's job or one that is not a sweep, 409 before it has completed). `partial` takes the
+    rows of the chunks finished so far at any status: the page's heatmap fills in from them."""
     with connection(pool) as conn:
         job = _sweep_of(conn, user_id, job_id)
-    if job.status != "completed":
+    if job.status != "completed" and not partial:
         raise ConflictError(f"sweep {job_id} is {job.status}: its grid is there once completed")
     names = list(job.payload["parameters"])
 

@@ -1,4 +1,5 @@
 // The backtest form and the run dialog: place in line, wait, channel, then the submit.
+// In "Sweep" mode (sweepform.js) the same form's payload is wrapped in a SweepRequest.
 
 import { get, request } from "./api.js";
 import * as fmt from "./format.js";
@@ -18,8 +19,10 @@ import {
   state,
   toPercent,
 } from "./shell.js";
+import * as sweepForm from "./sweepform.js";
 
 const form = $("backtest-form");
+sweepForm.setup(form);
 
 export async function showNew() {
   showView("new", "New backtest");
@@ -175,6 +178,7 @@ function clearErrors() {
     show(box, false);
   }
   for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+  sweepForm.clearErrors();
   show($("form-error"), false);
 }
 
@@ -183,15 +187,24 @@ function showFormError(text) {
   show($("form-error"));
 }
 
+/** The error box and input of a field path ("payload.longEntry", "sweep.payload.start",
+ * "sweep.parameters.fast.step"), or null when the form has no input for it. */
+function locate(field) {
+  const swept = sweepForm.locate(field);
+  if (swept) return swept;
+  const name = String(field).replace(/^(sweep\.)?payload\./, "");
+  const box = $(`err-${name}`);
+  const input = $(`f-${name}`);
+  return box && input ? { box, input } : null;
+}
+
 /** Field errors ({field: "payload.longEntry" or "longEntry", message}) next to their inputs. */
 function showFieldErrors(errors) {
   clearErrors();
   const general = [];
   let first = null;
   for (const { field, message } of errors) {
-    const name = String(field).replace(/^payload\./, "");
-    const box = $(`err-${name}`);
-    const input = $(`f-${name}`);
+    const { box, input } = locate(field) || {};
     if (!box || !input) {
       general.push(field && field !== "payload" ? `${field}: ${message}` : message);
       continue;
@@ -225,22 +238,34 @@ form.addEventListener("submit", (event) => {
   event.preventDefault();
   clearErrors();
   const { payload, errors } = readForm();
-  if (errors.length) showFieldErrors(errors);
-  else openRunDialog(payload);
+  if (!sweepForm.isSweep()) {
+    if (errors.length) showFieldErrors(errors);
+    else openRunDialog({ payload });
+    return;
+  }
+  const sweep = sweepForm.readSweep(payload);
+  const all = [...errors.map((e) => ({ ...e, field: `sweep.payload.${e.field}` })), ...sweep.errors];
+  if (all.length) showFieldErrors(all);
+  else openRunDialog({ sweep: sweep.sweep });
 });
 
 // --- the run dialog ------------------------------------------------------------------------------
 
 const dialog = $("run-dialog");
-let pending = null; // the payload the dialog would queue
+let pending = null; // the body the dialog would queue: {payload} or {sweep}
 
-async function openRunDialog(payload) {
-  pending = payload;
+async function openRunDialog(body) {
+  pending = body;
+  const payload = body.payload || body.sweep.payload;
+  const what = body.sweep ? "sweep" : "backtest";
+  $("run-title").textContent = `Queue this ${what}`;
+  $("run-confirm").textContent = `Queue ${what}`;
   setSegments($("run-summary"), [
     payload.strategyName,
     payload.symbol,
     payload.timeframe,
     `${payload.start.slice(0, 10)} → ${lastDay(payload.end)}`,
+    body.sweep ? `${$("sweep-combinations").dataset.combinations} combinations before the constraint` : "",
   ]);
   $("run-place").textContent = "Checking the queue…";
   $("run-workers").textContent = "";
@@ -285,7 +310,7 @@ $("run-form").addEventListener("submit", async (event) => {
   const channel = dialog.querySelector("input[name=run-channel]:checked");
   $("run-confirm").disabled = true;
   try {
-    const body = { payload: pending, notifyVia: channel ? channel.value : "none" };
+    const body = { ...pending, notifyVia: channel ? channel.value : "none" };
     const accepted = await request("POST", "/api/backtest/queue", body);
     dialog.close();
     location.hash = `#/jobs/${accepted.queueId}`;
@@ -297,7 +322,7 @@ $("run-form").addEventListener("submit", async (event) => {
     }
     $("run-error").textContent =
       err.status === 429
-        ? `${err.message} Wait for one of your queued backtests to start, or cancel one.`
+        ? `${err.message} Wait for one of your queued jobs to start, or cancel one.`
         : err.message;
     show($("run-error"));
     $("run-confirm").disabled = false;

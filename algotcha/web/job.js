@@ -1,4 +1,5 @@
 // One backtest: its place in line or progress, live, then the result (metrics, chart, trades).
+// A sweep shares the live status; sweep.js draws its heatmap, best 20 and verdict.
 
 import { renderActions } from "./actions.js";
 import { FINAL, follow, get, request } from "./api.js";
@@ -19,6 +20,10 @@ import {
   toPercent,
 } from "./shell.js";
 import { renderTearsheet } from "./tearsheet.js";
+import { OBJECTIVES } from "./grid.js";
+import { startSweep } from "./sweep.js";
+
+const OBJECTIVE_LABEL = Object.fromEntries(OBJECTIVES);
 
 const TRADES_PER_PAGE = 50;
 const RESULT_PARTS = ["job-live", "job-notice", "job-result", "job-details", "trades-card"];
@@ -29,7 +34,8 @@ function resetJobView(title) {
   $("job-meta").textContent = "";
   $("job-status").textContent = "";
   $("job-status").className = "badge";
-  for (const part of [...RESULT_PARTS, "tearsheet", "result-actions", "shared-note"]) show($(part), false);
+  for (const part of [...RESULT_PARTS, "tearsheet", "result-actions", "shared-note", "sweep-result"])
+    show($(part), false);
 }
 
 export async function showJob(id, signal) {
@@ -38,6 +44,7 @@ export async function showJob(id, signal) {
     let job = await get(`/api/backtest/queue/${id}`, { signal });
     renderJobHead(job);
     renderSettings(job);
+    const sweep = job.kind === "sweep" ? startSweep(job, signal) : null;
     if (!FINAL.has(job.status)) {
       renderLive(job);
       $("job-cancel").onclick = async () => {
@@ -47,6 +54,7 @@ export async function showJob(id, signal) {
         id,
         (update) => {
           renderLive({ ...job, ...update });
+          if (sweep) sweep.update(update);
           refreshStats();
         },
         signal,
@@ -57,6 +65,7 @@ export async function showJob(id, signal) {
       renderSettings(job);
     }
     renderFinal(job, signal);
+    if (sweep) await sweep.finish(job);
   } catch (err) {
     if (signal.aborted) return;
     if (err.status === 404) notice(`There is no backtest #${id} in your account.`, "error");
@@ -81,10 +90,20 @@ export async function showShared(token, signal) {
   }
 }
 
+const kindOf = (job) => (job.kind === "sweep" ? "sweep" : "backtest");
+// A sweep stores its SweepRequest: the backtest payload is inside it.
+const payloadOf = (job) => (job.kind === "sweep" ? (job.payload || {}).payload : job.payload);
+
 function renderJobHead(job) {
   $("job-title").textContent = job.strategyName;
   document.title = `${job.strategyName} · Algotcha`;
-  setSegments($("job-meta"), [job.id ? `#${job.id}` : null, job.symbol, job.timeframe, periodOf(job.payload)]);
+  setSegments($("job-meta"), [
+    job.id ? `#${job.id}` : null,
+    job.kind === "sweep" ? `Sweep of ${fmt.count(job.combinations)} combinations` : "",
+    job.symbol,
+    job.timeframe,
+    periodOf(payloadOf(job)),
+  ]);
   badge($("job-status"), job.status);
 }
 
@@ -101,7 +120,7 @@ function renderLive(job) {
         ? "Next up: it starts as soon as a worker is free."
         : "Waiting for the backtests ahead of it.";
   } else if (processing) {
-    $("job-place").textContent = "Running your backtest";
+    $("job-place").textContent = `Running your ${kindOf(job)}`;
     $("job-wait").textContent = job.cancelRequested ? "Cancelling at the next step…" : "";
   }
   $("job-cancel").disabled = Boolean(job.cancelRequested);
@@ -110,6 +129,7 @@ function renderLive(job) {
   $("job-progress-text").textContent = `${job.progress || 0} %`;
   $("job-progress").setAttribute("aria-valuetext", `${job.progress || 0} percent`);
   show($("job-cancel"), queued || processing);
+  $("job-cancel").textContent = `Cancel ${kindOf(job)}`;
 }
 
 /** True when the cancel was accepted; the live status then shows it ending. */
@@ -137,9 +157,9 @@ function notice(text, kind) {
 function renderFinal(job, signal) {
   show($("job-live"), false);
   if (job.status === "failed")
-    notice(`This backtest failed: ${job.error || "no reason was recorded."}`, "error");
-  else if (job.status === "cancelled") notice("This backtest was cancelled.", "info");
-  if (job.status !== "completed" || !job.result) return;
+    notice(`This ${kindOf(job)} failed: ${job.error || "no reason was recorded."}`, "error");
+  else if (job.status === "cancelled") notice(`This ${kindOf(job)} was cancelled.`, "info");
+  if (job.status !== "completed" || !job.result || job.kind === "sweep") return;
   renderResult(job, signal, { shared: false, tradesPath: `/api/backtest/queue/${job.id}/trades` });
 }
 
@@ -310,7 +330,8 @@ function renderTrades(firstPage, total, tradesPath, signal) {
 
 /** The run's settings (its stored payload), shown while it waits and beside the result. */
 function renderSettings(job, { shared = false } = {}) {
-  const payload = job.payload || {};
+  const payload = payloadOf(job) || {};
+  const sweep = job.kind === "sweep" ? job.payload || {} : null;
   const pct = (v) => (v === null || v === undefined ? "none" : `${toPercent(v)} %`);
   const items = [
     ["Dataset", `${payload.symbol || job.symbol} · ${payload.timeframe || job.timeframe}`],
@@ -320,6 +341,7 @@ function renderSettings(job, { shared = false } = {}) {
     ["Fee / slippage", `${pct(payload.feeRate)} / ${pct(payload.slippage)} per side`],
     ["Stop loss / take profit", `${pct(payload.stopLoss)} / ${pct(payload.takeProfit)}`],
     ["Trailing stop", pct(payload.trailingStop)],
+    ...(sweep ? sweepSettings(sweep) : []),
     ...RULES.filter((rule) => payload[rule]).map((rule) => [
       $(`f-${rule}`).labels[0].firstChild.textContent.trim(),
       payload[rule],
@@ -327,9 +349,10 @@ function renderSettings(job, { shared = false } = {}) {
     ]),
     job.createdAt ? ["Submitted", `${fmt.dateTime(job.createdAt)} UTC`] : null,
     job.completedAt ? ["Finished", `${fmt.dateTime(job.completedAt)} UTC`] : null,
-    job.result
+    job.result && !sweep
       ? ["Bars", `${fmt.count(job.result.bars)} · computed in ${fmt.count(job.result.elapsedMs)} ms`]
       : null,
+    job.result && sweep ? ["Engine time", `${fmt.count(job.result.elapsedMs)} ms over every chunk`] : null,
   ].filter(Boolean);
   $("settings-list").replaceChildren(
     ...items.flatMap(([term, value, kind]) => [
@@ -341,7 +364,23 @@ function renderSettings(job, { shared = false } = {}) {
     state.rerun = payload;
   };
   show($("job-rerun"), Boolean(job.payload) && !shared);
+  $("job-rerun").textContent = sweep ? "Edit its payload as a backtest" : "Edit and run again";
   show($("metrics-card"), false);
   $("job-details").classList.add("single");
   show($("job-details"));
+}
+
+/** A sweep's parameters and ranking, in the words of the form. */
+function sweepSettings(sweep) {
+  const values = (spec) =>
+    Array.isArray(spec) ? spec.join(", ") : `${spec.from} to ${spec.to} step ${spec.step}`;
+  return [
+    ...Object.entries(sweep.parameters || {}).map(([name, spec]) => [`Parameter ${name}`, values(spec), "code"]),
+    sweep.constraint ? ["Constraint", sweep.constraint, "code"] : null,
+    [
+      "Objective",
+      `${OBJECTIVE_LABEL[sweep.objective || "sharpe"]}, ranked from ${sweep.minTrades ?? 10} in-sample trades`,
+    ],
+    ["Held out", fmt.percent(sweep.outOfSample ?? 0.3, { digits: 0 })],
+  ].filter(Boolean);
 }

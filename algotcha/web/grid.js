@@ -1,0 +1,112 @@
+// A sweep's grid in the browser: value counts exactly as engine/grid.py expands them, the grid
+// CSV parsed, and the cells of a two-parameter heatmap (the other parameters at their best).
+
+// engine/grid.py: a step "divides" a range when the count of steps is this close to whole.
+const STEP_TOLERANCE = 1e-9;
+const MAX_VALUES = 1000;
+
+export const OBJECTIVES = [
+  ["sharpe", "Sharpe ratio"],
+  ["sortino", "Sortino ratio"],
+  ["calmar", "Calmar ratio"],
+  ["totalReturn", "Total return"],
+  ["profitFactor", "Profit factor"],
+  ["expectancy", "Average trade return"],
+];
+
+/**
+ * {count} or {error} for one parameter: {from, to, step} or a list of numbers. The same rules as
+ * the engine: `to` is included when a whole number of steps reaches it; otherwise it is refused.
+ */
+export function valueCount(spec) {
+  if (Array.isArray(spec)) {
+    if (!spec.length) return { error: "List at least one value." };
+    if (spec.some((v) => !Number.isFinite(v))) return { error: "Every value must be a number." };
+    if (new Set(spec).size !== spec.length) return { error: "A value is listed twice." };
+    if (spec.length > MAX_VALUES) return { error: `At most ${MAX_VALUES} values.` };
+    return { count: spec.length };
+  }
+  const { from, to, step } = spec;
+  if (![from, to, step].every(Number.isFinite)) return { error: "Enter from, to and step." };
+  if (step <= 0) return { error: "The step must be above 0." };
+  if (to < from) return { error: "From is above to." };
+  const steps = (to - from) / step;
+  const count = Math.floor(steps + STEP_TOLERANCE) + 1;
+  if (count > MAX_VALUES) return { error: `${count} values; the limit is ${MAX_VALUES}.` };
+  if (Math.abs(steps - Math.round(steps)) > STEP_TOLERANCE * Math.max(1, Math.abs(steps)))
+    return { error: `A step of ${step} never reaches ${to} from ${from}; it gives ${count} values.` };
+  return { count };
+}
+
+/** The product of the value counts: the grid before the constraint (null if any is invalid). */
+export function gridSize(parameters) {
+  let size = 1;
+  for (const spec of Object.values(parameters)) {
+    const { count } = valueCount(spec);
+    if (count === undefined) return null;
+    size *= count;
+  }
+  return size;
+}
+
+/** The grid CSV (index, parameters, is_*, oos_*) as rows {index, values: {name}, is: {}, oos: {}}. */
+export function parseGrid(text, names) {
+  const lines = text.split("\n").filter(Boolean);
+  if (!lines.length) return [];
+  const header = lines[0].split(",");
+  const number = (cell) => (cell === "" ? null : Number(cell));
+  return lines.slice(1).map((line) => {
+    const cells = line.split(",");
+    const row = { index: Number(cells[0]), values: {}, is: {}, oos: {} };
+    header.forEach((column, i) => {
+      if (names.includes(column)) row.values[column] = number(cells[i]);
+      else if (column.startsWith("is_")) row.is[column.slice(3)] = number(cells[i]);
+      else if (column.startsWith("oos_")) row.oos[column.slice(4)] = number(cells[i]);
+    });
+    return row;
+  });
+}
+
+/** A row is ranked as the engine ranks it: enough in-sample trades and a defined objective. */
+export function objectiveOf(row, objective, minTrades) {
+  const value = row.is[objective];
+  return row.is.trades >= minTrades && value !== null && Number.isFinite(value) ? value : null;
+}
+
+/**
+ * The heatmap over parameters x and y: one cell per (x value, y value) holding the best ranked
+ * row among the other parameters' values (null value: computed but none ranked), or no cell yet.
+ */
+export function heatmapCells(rows, x, y, objective, minTrades) {
+  const cells = new Map();
+  for (const row of rows) {
+    const key = cellKey(row.values[x], y ? row.values[y] : null);
+    const value = objectiveOf(row, objective, minTrades);
+    const cell = cells.get(key);
+    if (!cell) cells.set(key, { row, value, rows: 1 });
+    else {
+      cell.rows += 1;
+      const better = value !== null && (cell.value === null || value > cell.value);
+      if (better || (value === cell.value && row.index < cell.row.index)) {
+        cell.row = row;
+        cell.value = value;
+      }
+    }
+  }
+  return cells;
+}
+
+/** grid.csv writes parameter values with Python's "g" (six significant digits): compare alike. */
+export function cellKey(xValue, yValue) {
+  const six = (v) => (v === null || v === undefined ? "" : String(Number(v.toPrecision(6))));
+  return `${six(xValue)}|${six(yValue)}`;
+}
+
+/** The sorted values each parameter takes in the full grid, from the stored SweepRequest. */
+export function axisValues(spec) {
+  if (Array.isArray(spec)) return [...spec].sort((a, b) => a - b);
+  const { count } = valueCount(spec);
+  if (count === undefined) return [];
+  // engine/grid.py _clean: twelve significant digits, so 0.1 + 2 * 0.05 shows as 0.2
+  return Array.from({ length: count }, (_, i) => Number((spec.from + i * spec.step).toPrecision(12)));
+}

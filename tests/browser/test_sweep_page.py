@@ -1,0 +1,117 @@
+"""A sweep through the web page in Debian's Chromium: the form's sweep mode, the heatmap filling
+in while a real worker process runs the chunks, the verdict, the CSV and one cell's backtest."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.test_page import JOB_URL, assert_no_horizontal_scroll, register
+from tests.fixtures.browser import PageProblems
+
+pytestmark = pytest.mark.integration
+
+
+def param_row(page: Page, n: int) -> Any:
+    return page.locator("#sweep-params tr.param-row").nth(n)
+
+
+def test_a_trader_sweeps_two_periods_watches_the_heatmap_fill_in_and_opens_a_cell(
+    page: Page, start_worker: Any, artifacts: Path, page_problems: PageProblems
+) -> None:
+    register(page)
+    page.get_by_label("Strategy name").fill("SMA grid")
+    page.locator("#mode-sweep").check()
+    # The default rules become their parameterised versions, with a 5 x 3 grid to start from.
+    expect(page.get_by_label("Long entry")).to_have_value(
+        "crossover(sma(close, fast), sma(close, slow))"
+    )
+    count = page.locator("#sweep-combinations")
+    expect(count).to_have_text("15 combinations before the constraint")
+    expect(page.locator("#sweep-estimate")).to_contain_text("ns per combination per bar")
+
+    # The count follows the table as the engine counts: `to` is included when a step reaches it.
+    fast = param_row(page, 0)
+    fast.get_by_label("Step").fill("10")
+    expect(count).to_have_text("9 combinations before the constraint")
+    fast.get_by_label("Step").fill("7")
+    expect(count).to_have_text("Complete the parameter table to see the number of combinations.")
+    page.get_by_role("button", name="Run sweep").click()
+    expect(page.locator("#err-sweep-p1")).to_contain_text("never reaches 30")
+    expect(fast.get_by_label("Step")).to_have_attribute("aria-invalid", "true")
+    fast.get_by_label("Step").fill("5")
+
+    # A parameter the rules never use: the API's 422 is shown on its row.
+    page.get_by_role("button", name="Add parameter").click()
+    extra = param_row(page, 2)
+    extra.get_by_label("Parameter name").fill("level")
+    extra.get_by_label("Values as").select_option("list")
+    extra.get_by_label("Values, separated by commas").fill("1, 2")
+    expect(count).to_have_text("30 combinations before the constraint")
+    page.get_by_label("Fewest trades to rank").fill("1")
+    page.get_by_role("button", name="Run sweep").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_role("heading")).to_have_text("Queue this sweep")
+    dialog.get_by_label("None", exact=True).check()
+    dialog.get_by_role("button", name="Queue sweep").click()
+    expect(page.locator("#err-sweep-p3")).to_contain_text("never used")
+    page.screenshot(path=artifacts / "sweep-form-error.png", full_page=True)
+    extra.get_by_role("button", name="Remove parameter").click()
+    expect(count).to_have_text("15 combinations before the constraint")
+    page.screenshot(path=artifacts / "sweep-form.png", full_page=True)
+
+    page.get_by_role("button", name="Run sweep").click()
+    expect(page.locator("#run-summary")).to_contain_text("15 combinations")
+    dialog.get_by_label("None", exact=True).check()
+    dialog.get_by_role("button", name="Queue sweep").click()
+    expect(page).to_have_url(JOB_URL)
+    sweep_url = page.url
+    expect(page.locator("#job-place")).to_have_text("You are #1 in line")
+    expect(page.locator("#heatmap .hm-cell.pending")).to_have_count(15)
+
+    # One worker, a second per chunk of one combination: the cells arrive one after another.
+    start_worker(DEBUG_BACKTEST_DELAY_SECONDS="1")
+    heatmap = page.locator("#heatmap")
+    expect(heatmap).to_have_attribute("data-rows", re.compile(r"^([3-9]|1[0-2])$"), timeout=60_000)
+    expect(page.locator("#heatmap-status")).to_contain_text("of 15 combinations computed")
+    filling = int(heatmap.get_attribute("data-rows") or "0")
+    assert 0 < filling < 15
+    assert page.locator("#heatmap .hm-cell.pending").count() <= 15 - filling
+    page.screenshot(path=artifacts / "sweep-filling.png", full_page=True)
+
+    expect(page.locator("#job-status")).to_have_text("Completed", timeout=60_000)
+    expect(page.locator("#heatmap .hm-cell.pending")).to_have_count(0)
+    expect(page.locator("#heatmap .hm-cell.done")).to_have_count(15)
+    expect(page.locator("#sweep-reading")).to_have_text(
+        re.compile("likely overfit|looks robust|evidence is mixed")
+    )
+    top = page.locator("#sweep-top tbody tr")
+    expect(top).to_have_count(15)
+    expect(page.locator("#sweep-top thead")).to_contain_text("OOS Sharpe ratio")
+    page.screenshot(path=artifacts / "sweep-result.png", full_page=True)
+    assert_no_horizontal_scroll(page)
+
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download CSV").click()
+    csv_path = artifacts / "sweep-grid.csv"
+    download.value.save_as(csv_path)
+    lines = csv_path.read_text().splitlines()
+    assert lines[0].startswith("index,fast,slow,is_totalReturn") and len(lines) == 16
+
+    # The winner's cell (fast, slow of the first row of the best 20) opens its own backtest.
+    best_fast, best_slow = (top.first.locator("td").nth(n).inner_text() for n in (1, 2))
+    cell = page.get_by_role("button", name=re.compile(f"^fast {best_fast}, slow {best_slow}:"))
+    cell.click()
+    expect(page).not_to_have_url(sweep_url)
+    expect(page).to_have_url(JOB_URL)
+    expect(page.locator("#job-status")).to_have_text("Completed", timeout=60_000)
+    expect(page.locator("#settings-list")).to_contain_text(
+        f"crossover(sma(close, {best_fast}), sma(close, {best_slow}))"
+    )
+    expect(page.locator("#chart svg path.equity-line")).to_have_attribute("d", re.compile("^M"))
+    page.screenshot(path=artifacts / "sweep-cell-backtest.png", full_page=True)
+    assert page_problems.errors == [] and page_problems.dialogs == []
