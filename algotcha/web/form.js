@@ -32,7 +32,11 @@ export async function showNew() {
     failed(err);
   }
   if (state.rerun) {
-    fillForm(state.rerun);
+    // a sweep's rerun is {sweep: SweepRequest}; a backtest's is its payload
+    const sweep = state.rerun.sweep;
+    fillForm(sweep ? sweep.payload : state.rerun);
+    if (sweep) sweepForm.fill(sweep);
+    else sweepForm.useSingle();
     state.rerun = null;
   }
 }

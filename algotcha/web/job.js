@@ -361,10 +361,9 @@ function renderSettings(job, { shared = false } = {}) {
     ]),
   );
   $("job-rerun").onclick = () => {
-    state.rerun = payload;
+    state.rerun = sweep ? { sweep } : payload;
   };
   show($("job-rerun"), Boolean(job.payload) && !shared);
-  $("job-rerun").textContent = sweep ? "Edit its payload as a backtest" : "Edit and run again";
   show($("metrics-card"), false);
   $("job-details").classList.add("single");
   show($("job-details"));

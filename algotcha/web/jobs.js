@@ -108,7 +108,13 @@ function updateRow(row, item) {
   pick.title = pick.disabled ? "Only completed backtests can be compared" : "Select to compare";
   pick.setAttribute("aria-label", `Compare ${item.strategyName} (#${item.id})`);
   main.firstChild.textContent = item.strategyName;
-  main.lastChild.textContent = [`#${item.id}`, item.symbol, item.timeframe, fmt.ago(item.createdAt)]
+  main.lastChild.textContent = [
+    `#${item.id}`,
+    item.kind === "sweep" ? `sweep of ${fmt.count(item.combinations)}` : "",
+    item.symbol,
+    item.timeframe,
+    fmt.ago(item.createdAt),
+  ]
     .filter(Boolean)
     .join(" · ");
   const status = el("span", {}, "");

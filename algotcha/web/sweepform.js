@@ -182,6 +182,26 @@ async function estimate(size) {
     (s.workers ? "" : " No worker is online right now.");
 }
 
+export function useSingle() {
+  $("mode-single").checked = true;
+  onMode();
+}
+
+/** Sweep mode with the parameters and ranking of a stored SweepRequest ("Edit and run again"). */
+export function fill(sweep) {
+  $("sweep-params").tBodies[0].replaceChildren();
+  for (const [name, spec] of Object.entries(sweep.parameters || {})) {
+    if (Array.isArray(spec)) addRow({ name, kind: "list", list: spec.join(", ") });
+    else addRow({ name, kind: "range", ...spec });
+  }
+  $("f-sweep-constraint").value = sweep.constraint || "";
+  $("f-sweep-objective").value = sweep.objective || "sharpe";
+  $("f-sweep-minTrades").value = String(sweep.minTrades ?? 10);
+  $("f-sweep-outOfSample").value = String(Number(((sweep.outOfSample ?? 0.3) * 100).toPrecision(10)));
+  $("mode-sweep").checked = true;
+  onMode();
+}
+
 /** The SweepRequest around the form's payload, and the mistakes the API would refuse anyway. */
 export function readSweep(payload) {
   const errors = [];

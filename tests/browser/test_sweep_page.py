@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+import engine
 from tests.browser.test_page import JOB_URL, assert_no_horizontal_scroll, register
 from tests.fixtures.browser import PageProblems
 
@@ -114,4 +115,49 @@ def test_a_trader_sweeps_two_periods_watches_the_heatmap_fill_in_and_opens_a_cel
     )
     expect(page.locator("#chart svg path.equity-line")).to_have_attribute("d", re.compile("^M"))
     page.screenshot(path=artifacts / "sweep-cell-backtest.png", full_page=True)
+
+    # "Edit and run again" on the sweep brings back the sweep mode with its grid.
+    page.goto(sweep_url)
+    page.get_by_role("link", name="Edit and run again").click()
+    expect(page.locator("#mode-sweep")).to_be_checked()
+    expect(param_row(page, 1).get_by_label("Values, separated by commas")).to_have_value(
+        "40, 60, 80"
+    )
+    expect(count).to_have_text("15 combinations before the constraint")
     assert page_problems.errors == [] and page_problems.dialogs == []
+
+
+# Ranges where floating point decides whether `to` is reached, and ranges it never reaches.
+RANGES = [
+    (5, 50, 5),
+    (0.1, 0.3, 0.05),
+    (0.01, 0.05, 0.01),
+    (0.001, 0.01, 0.001),
+    (1, 2, 0.1),
+    (0, 1, 1 / 3),
+    (10, 30, 7),
+    (0.1, 0.7, 0.2),
+    (2, 2, 1),
+    (1e-05, 0.0001, 1e-05),
+    (1, 1000, 1),
+    (1, 1001, 1),
+]
+
+
+def test_the_page_counts_the_values_of_a_range_as_the_engine_expands_them(page: Page) -> None:
+    """grid.js is the browser's copy of engine/grid.py's expand: both count each range alike."""
+    page.goto("/")
+    counted = page.evaluate(
+        """async (ranges) => {
+            const { valueCount } = await import("/static/grid.js");
+            return ranges.map(([from, to, step]) => valueCount({ from, to, step }));
+        }""",
+        RANGES,
+    )
+    for (start, stop, step), browser in zip(RANGES, counted, strict=True):
+        try:
+            expected = len(engine.grid.expand("p", start, stop, step))
+        except engine.DataError:
+            assert "error" in browser, f"{start}..{stop} step {step}: the engine refuses it"
+        else:
+            assert browser == {"count": expected}, f"{start}..{stop} step {step}"

@@ -41,9 +41,7 @@ def test_partial_grid_serves_the_rows_of_finished_chunks_while_the_sweep_runs(
     )
     assert ann.client.get(url).status_code == 409, "the full grid waits for the sweep"
     partial = grid_rows(ann.client.get(url, params={"partial": "1"}))
-    stored = db.execute(
-        "SELECT count(*) FROM chunk_row WHERE job_id = %s", (sweep_id,)
-    ).fetchone()
+    stored = db.execute("SELECT count(*) FROM chunk_row WHERE job_id = %s", (sweep_id,)).fetchone()
     assert stored is not None and 4 <= len(partial) - 1 <= stored[0] < 18
     assert eve.client.get(url, params={"partial": "1"}).status_code == 404
     assert ann.client.get(url, params={"partial": "yes"}).status_code == 422
