@@ -74,24 +74,40 @@ export function objectiveOf(row, objective, minTrades) {
 }
 
 /**
- * The heatmap over parameters x and y: one cell per (x value, y value) holding the best ranked
- * row among the other parameters' values (null value: computed but none ranked), or no cell yet.
+ * The heatmap over parameters x and y: one cell per (x value, y value) standing for the rows of
+ * every value of the other parameters: `row` is the best ranked one (the backtest a click opens);
+ * `value` its objective, or with others "mean" the mean over the ranked rows (null: computed but
+ * none ranked); oosMean the same mean out of sample. No cell: nothing computed there yet.
  */
-export function heatmapCells(rows, x, y, objective, minTrades) {
+export function heatmapCells(rows, x, y, objective, minTrades, others = "best") {
   const cells = new Map();
   for (const row of rows) {
     const key = cellKey(row.values[x], y ? row.values[y] : null);
     const value = objectiveOf(row, objective, minTrades);
-    const cell = cells.get(key);
-    if (!cell) cells.set(key, { row, value, rows: 1 });
-    else {
-      cell.rows += 1;
-      const better = value !== null && (cell.value === null || value > cell.value);
-      if (better || (value === cell.value && row.index < cell.row.index)) {
-        cell.row = row;
-        cell.value = value;
+    let cell = cells.get(key);
+    if (!cell) {
+      cell = { row, best: value, sum: 0, ranked: 0, oosSum: 0, oosRanked: 0 };
+      cells.set(key, cell);
+    } else if (
+      (value !== null && (cell.best === null || value > cell.best)) ||
+      (value === cell.best && row.index < cell.row.index)
+    ) {
+      cell.row = row;
+      cell.best = value;
+    }
+    if (value !== null) {
+      cell.sum += value;
+      cell.ranked += 1;
+      const oos = row.oos[objective];
+      if (oos !== null && Number.isFinite(oos)) {
+        cell.oosSum += oos;
+        cell.oosRanked += 1;
       }
     }
+  }
+  for (const cell of cells.values()) {
+    cell.value = others === "mean" ? (cell.ranked ? cell.sum / cell.ranked : null) : cell.best;
+    cell.oosMean = cell.oosRanked ? cell.oosSum / cell.oosRanked : null;
   }
   return cells;
 }

@@ -9,6 +9,9 @@ import { drawHeatmap, drawScale } from "./heatmap.js";
 import { failed, flash } from "./shell.js";
 
 const OBJECTIVE_LABEL = Object.fromEntries(OBJECTIVES);
+// Progress events come every percent, but rows only change when a chunk (1/16 of the sweep or
+// more) finishes: the partial grid is read at most this often while the sweep runs.
+const PARTIAL_EVERY_MS = 2000;
 const SUMMARY_COLUMNS = [
   ["totalReturn", "Return", (v) => fmt.percent(v, { signed: true })],
   ["sharpe", "Sharpe", fmt.ratio],
@@ -30,7 +33,7 @@ export function startSweep(job, signal) {
   const names = Object.keys(sweep.parameters || {});
   const objective = sweep.objective || "sharpe";
   const minTrades = sweep.minTrades ?? 10;
-  const view = { job, rows: [], loading: null, again: false, done: false };
+  const view = { job, rows: [], loading: null, again: false, done: false, readAt: 0, timer: 0 };
 
   $("heatmap-title").textContent = `Heatmap of the in-sample ${OBJECTIVE_LABEL[objective] || objective}`;
   fillAxes(names);
@@ -38,11 +41,17 @@ export function startSweep(job, signal) {
     el("option", { value: "is" }, "In-sample objective"),
     el("option", { value: "oos" }, "Out-of-sample objective"),
   );
+  $("heatmap-others").replaceChildren(
+    el("option", { value: "best" }, "At their best"),
+    el("option", { value: "mean" }, "Averaged"),
+  );
+  show($("heatmap-others-field"), names.length > 2);
   $("heatmap-hint").textContent =
     names.length > 2
-      ? "Each cell shows the best combination of the other parameters. Click a cell to run its backtest."
+      ? "A cell stands for every value of the other parameters. Click it to run the backtest of its best combination."
       : "Click a cell to run that combination's backtest.";
-  for (const id of ["heatmap-x", "heatmap-y", "heatmap-metric"]) $(id).onchange = () => draw(view);
+  for (const id of ["heatmap-x", "heatmap-y", "heatmap-metric", "heatmap-others"])
+    $(id).onchange = () => draw(view);
   show($("sweep-verdict"), false);
   show($("sweep-top-card"), false);
   show($("sweep-download"), false);
@@ -70,9 +79,18 @@ export function startSweep(job, signal) {
   if (job.status !== "queued") load(view, true);
   return {
     update: (state) => {
-      if (state.status !== "queued") load(view, true);
+      if (state.status === "queued" || view.timer) return;
+      const due = view.readAt + PARTIAL_EVERY_MS - Date.now();
+      view.timer = setTimeout(() => {
+        view.timer = 0;
+        if (!view.done && !signal.aborted) load(view, true);
+      }, Math.max(0, due));
     },
-    finish: (final) => finish(view, final),
+    finish: (final) => {
+      clearTimeout(view.timer);
+      view.timer = 0;
+      return finish(view, final);
+    },
   };
 }
 
@@ -93,6 +111,7 @@ async function load(view, partial) {
   }
   view.loading = (async () => {
     try {
+      view.readAt = Date.now();
       const text = await fetchGrid(view.job.id, partial, view.signal);
       view.rows = parseGrid(text, view.names);
       draw(view);
@@ -128,10 +147,12 @@ function draw(view) {
   if (!x) return;
   const side = $("heatmap-metric").value || "is";
   // Out-of-sample colour: the same cells (chosen in-sample), coloured by their held-out result.
-  const cells = heatmapCells(view.rows, x, y, view.objective, view.minTrades);
+  const others = $("heatmap-others").value || "best";
+  const cells = heatmapCells(view.rows, x, y, view.objective, view.minTrades, others);
   if (side === "oos") {
     for (const cell of cells.values()) {
-      if (cell.value !== null) cell.value = cell.row.oos[view.objective] ?? null;
+      if (cell.value === null) continue;
+      cell.value = others === "mean" ? cell.oosMean : (cell.row.oos[view.objective] ?? null);
     }
   }
   const format = formatter(view.objective);

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 import engine
 from tests.browser.test_page import JOB_URL, assert_no_horizontal_scroll, register
+from tests.fixtures.app import LiveServer
 from tests.fixtures.browser import PageProblems
 
 pytestmark = pytest.mark.integration
@@ -161,3 +162,49 @@ def test_the_page_counts_the_values_of_a_range_as_the_engine_expands_them(page: 
             assert "error" in browser, f"{start}..{stop} step {step}: the engine refuses it"
         else:
             assert browser == {"count": expected}, f"{start}..{stop} step {step}"
+
+
+def test_a_heatmap_cell_stands_for_the_other_parameters_at_their_best_or_averaged(
+    page: Page,
+) -> None:
+    page.goto("/")
+    rows = [
+        {"index": 0, "values": {"a": 1, "b": 1, "c": 1}, "is": {"sharpe": 1, "trades": 5},
+         "oos": {"sharpe": 0.5}},
+        {"index": 1, "values": {"a": 1, "b": 1, "c": 2}, "is": {"sharpe": 3, "trades": 5},
+         "oos": {"sharpe": -1}},
+        # too few trades to be ranked (minTrades 1): computed, but no value
+        {"index": 2, "values": {"a": 2, "b": 1, "c": 1}, "is": {"sharpe": 9, "trades": 0},
+         "oos": {"sharpe": 1}},
+    ]  # fmt: skip
+    cells = page.evaluate(
+        """async (rows) => {
+            const { heatmapCells, cellKey } = await import("/static/grid.js");
+            const pick = (mode) => {
+                const cells = heatmapCells(rows, "a", "b", "sharpe", 1, mode);
+                return [cellKey(1, 1), cellKey(2, 1)].map((key) => {
+                    const c = cells.get(key);
+                    return [c.row.index, c.value, c.oosMean];
+                });
+            };
+            return { best: pick("best"), mean: pick("mean") };
+        }""",
+        rows,
+    )
+    assert cells["best"] == [[1, 3, -0.25], [2, None, None]]
+    assert cells["mean"] == [[1, 2, -0.25], [2, None, None]]
+
+
+def test_the_sweep_form_fits_a_375px_screen(
+    browser: Browser, api: LiveServer, artifacts: Path
+) -> None:
+    context = browser.new_context(base_url=api.url, viewport={"width": 375, "height": 812})
+    page = context.new_page()
+    register(page)
+    page.locator("#mode-sweep").check()
+    expect(page.locator("#sweep-combinations")).to_have_text(
+        "15 combinations before the constraint"
+    )
+    assert_no_horizontal_scroll(page)
+    page.screenshot(path=artifacts / "mobile-sweep-form.png", full_page=True)
+    context.close()
