@@ -187,7 +187,7 @@ export function useSingle() {
   onMode();
 }
 
-/** Sweep mode with the parameters and ranking of a stored SweepRequest ("Edit and run again"). */
+/** Sweep mode with the parameters and ranking of a stored SweepRequest ("Run again with changes"). */
 export function fill(sweep) {
   $("sweep-params").tBodies[0].replaceChildren();
   for (const [name, spec] of Object.entries(sweep.parameters || {})) {

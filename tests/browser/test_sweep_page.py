@@ -117,9 +117,9 @@ def test_a_trader_sweeps_two_periods_watches_the_heatmap_fill_in_and_opens_a_cel
     expect(page.locator("#chart svg path.equity-line")).to_have_attribute("d", re.compile("^M"))
     page.screenshot(path=artifacts / "sweep-cell-backtest.png", full_page=True)
 
-    # "Edit and run again" on the sweep brings back the sweep mode with its grid.
+    # "Run again with changes" on the sweep brings back the sweep mode with its grid.
     page.goto(sweep_url)
-    page.get_by_role("link", name="Edit and run again").click()
+    page.get_by_role("link", name="Run again with changes").click()
     expect(page.locator("#mode-sweep")).to_be_checked()
     expect(param_row(page, 1).get_by_label("Values, separated by commas")).to_have_value(
         "40, 60, 80"
