@@ -15,7 +15,6 @@ const PARTIAL_EVERY_MS = 2000;
 const SUMMARY_COLUMNS = [
   ["totalReturn", "Return", (v) => fmt.percent(v, { signed: true })],
   ["sharpe", "Sharpe", fmt.ratio],
-  ["maxDrawdown", "Max DD", (v) => fmt.percent(v)],
   ["trades", "Trades", fmt.count],
 ];
 
