@@ -14,12 +14,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from engine import metrics
+from engine import jit, metrics
 
 Floats = NDArray[np.float64]
 Flags = NDArray[np.bool_]
@@ -28,16 +29,28 @@ Flags = NDArray[np.bool_]
 (FINAL, WORST, TRADES, WINS, PROFIT, LOSS, RETURN_SUM, SPANS, SHARED, COUNT, MEAN, SPREAD,
  DOWNSIDE) = range(13)  # fmt: skip
 
+# How a signal is read on a bar (see _fires): from a flag array, or tested on two operands.
+(FLAGS, CROSSOVER, CROSSUNDER, ABOVE, BELOW, AT_LEAST, AT_MOST, EQUAL,
+ DIFFERENT) = range(9)  # fmt: skip
+TESTS = {"crossover": CROSSOVER, "crossunder": CROSSUNDER, ">": ABOVE, "<": BELOW,
+         ">=": AT_LEAST, "<=": AT_MOST, "==": EQUAL, "!=": DIFFERENT}  # fmt: skip
+
 # Returns summed plainly before their sum joins the compensated total.
 _BLOCK = 256
 # Slack on the drawdown pre-check, far above rounding, so no lower ratio is ever skipped.
 _SLACK = 1e-9
 _PRICES = numba.types.Array(numba.float64, 1, "C", readonly=True)
 _FLAGS = numba.types.Array(numba.boolean, 1, "C", readonly=True)
+# four signals (long entry, long exit, short entry, short exit), one of each per tuple
+_FOUR = numba.types.UniTuple
 _SIGNATURE = numba.void(
     _PRICES,
     _PRICES,
-    *(_FLAGS,) * 4,
+    _FOUR(_FLAGS, 4),  # type: ignore[no-untyped-call]
+    _FOUR(_PRICES, 4),  # type: ignore[no-untyped-call]
+    _FOUR(_PRICES, 4),  # type: ignore[no-untyped-call]
+    _FOUR(numba.int64, 4),  # type: ignore[no-untyped-call]
+    _FOUR(numba.int64, 4),  # type: ignore[no-untyped-call]
     *(numba.float64,) * 4,
     numba.types.Array(numba.int64, 1, "C", readonly=True),
     numba.float64[::1],
@@ -57,14 +70,48 @@ def _compile(function: Callable[..., None]) -> Callable[..., None]:
     return compiled
 
 
+@numba.njit(inline="always")
+def _fires(
+    test: int, flags: Flags, first: Floats, second: Floats, lookback: int, bar: int
+) -> bool:  # pragma: no cover - compiled; tested through rule_metrics
+    """One signal on one bar: read from `flags`, or tested on the two operands of a pairwise
+    rule exactly as indicators.crossover/crossunder and numexpr's comparisons do, false
+    during the rule's warm-up as Rule.evaluate makes it."""
+    if test == FLAGS:
+        flag: bool = flags[bar]
+        return flag
+    if bar < lookback:
+        return False
+    a: float = first[bar]
+    b: float = second[bar]
+    if test == CROSSOVER:
+        before: bool = first[bar - 1] <= second[bar - 1]
+        return bar > 0 and a > b and before
+    if test == CROSSUNDER:
+        before = first[bar - 1] >= second[bar - 1]
+        return bar > 0 and a < b and before
+    if test == ABOVE:
+        return a > b
+    if test == BELOW:
+        return a < b
+    if test == AT_LEAST:
+        return a >= b
+    if test == AT_MOST:
+        return a <= b
+    if test == EQUAL:
+        return a == b
+    return a != b
+
+
 @_compile
 def _walk(
     open_: Floats,
     close: Floats,
-    long_entry: Flags,
-    long_exit: Flags,
-    short_entry: Flags,
-    short_exit: Flags,
+    flags: tuple[Flags, Flags, Flags, Flags],
+    firsts: tuple[Floats, Floats, Floats, Floats],
+    seconds: tuple[Floats, Floats, Floats, Floats],
+    tests: tuple[int, int, int, int],
+    lookbacks: tuple[int, int, int, int],
     capital: float,
     fee: float,
     slip: float,
@@ -81,17 +128,21 @@ def _walk(
     count = 0
     position = 0
     for bar in range(size - 1):
-        go_long = long_entry[bar] and not long_exit[bar]
-        go_short = short_entry[bar] and not short_exit[bar]
+        long_entry = _fires(tests[0], flags[0], firsts[0], seconds[0], lookbacks[0], bar)
+        long_exit = _fires(tests[1], flags[1], firsts[1], seconds[1], lookbacks[1], bar)
+        short_entry = _fires(tests[2], flags[2], firsts[2], seconds[2], lookbacks[2], bar)
+        short_exit = _fires(tests[3], flags[3], firsts[3], seconds[3], lookbacks[3], bar)
+        go_long = long_entry and not long_exit
+        go_short = short_entry and not short_exit
         if go_long and go_short:
             go_long = go_short = False
-        if position == 1 and (long_exit[bar] or go_short):
+        if position == 1 and (long_exit or go_short):
             exits[count - 1] = bar + 1
             position = 0
             if go_short:
                 entries[count], sides[count], position = bar + 1, -1, -1
                 count += 1
-        elif position == -1 and (short_exit[bar] or go_long):
+        elif position == -1 and (short_exit or go_long):
             exits[count - 1] = bar + 1
             position = 0
             if go_long:
@@ -275,6 +326,34 @@ class Setup:
     day_ends: NDArray[np.int64]
 
 
+@dataclass(frozen=True)
+class Signal:
+    """How the walk reads one signal: a flag per bar, or the test (one of TESTS) of a pairwise
+    rule on its two operands, false for the first `lookback` bars."""
+
+    test: int
+    flags: Flags
+    first: Floats
+    second: Floats
+    lookback: int = 0
+
+    @classmethod
+    def of_flags(cls, flags: Flags) -> Signal:
+        return cls(FLAGS, jit.read_only(flags), _NO_OPERAND, _NO_OPERAND)
+
+    @classmethod
+    def of_test(cls, test: str, first: Floats, second: Floats, lookback: int) -> Signal:
+        return cls(TESTS[test], _NO_FLAGS, _operand(first), _operand(second), lookback)
+
+
+def _operand(values: NDArray[np.floating[Any]]) -> Floats:
+    return jit.read_only(np.asarray(values, dtype=np.float64))
+
+
+_NO_FLAGS = jit.read_only(np.zeros(0, dtype=np.bool_))
+_NO_OPERAND = jit.read_only(np.zeros(0))
+
+
 def signal_metrics(
     setup: Setup,
     long_entry: Flags,
@@ -284,15 +363,30 @@ def signal_metrics(
 ) -> tuple[metrics.Metrics, Floats]:
     """metrics.compute()'s values (those a sweep ranks and shows) of the strategy without
     stops, and the equity at each day end."""
+    flags = (long_entry, long_exit, short_entry, short_exit)
+    return rule_metrics(setup, *(Signal.of_flags(values) for values in flags))
+
+
+def rule_metrics(
+    setup: Setup,
+    long_entry: Signal,
+    long_exit: Signal,
+    short_entry: Signal,
+    short_exit: Signal,
+) -> tuple[metrics.Metrics, Floats]:
+    """signal_metrics() with each signal given as a Signal, so a crossover or comparison is
+    tested bar by bar in the walk instead of as a full-length flag array first."""
+    signals = (long_entry, long_exit, short_entry, short_exit)
     out = np.zeros(13)
     daily = np.zeros(len(setup.day_ends))
     _walk(
         setup.open_,
         setup.close,
-        long_entry,
-        long_exit,
-        short_entry,
-        short_exit,
+        tuple(signal.flags for signal in signals),
+        tuple(signal.first for signal in signals),
+        tuple(signal.second for signal in signals),
+        tuple(signal.test for signal in signals),
+        tuple(signal.lookback for signal in signals),
         setup.capital,
         setup.fee,
         setup.slip,
