@@ -29,9 +29,10 @@ Flags = NDArray[np.bool_]
 (FINAL, WORST, TRADES, WINS, PROFIT, LOSS, RETURN_SUM, SPANS, SHARED, COUNT, MEAN, SPREAD,
  DOWNSIDE) = range(13)  # fmt: skip
 
-# How a signal is read on a bar (see _fires): from a flag array, or tested on two operands.
-(FLAGS, CROSSOVER, CROSSUNDER, ABOVE, BELOW, AT_LEAST, AT_MOST, EQUAL,
- DIFFERENT) = range(9)  # fmt: skip
+# How a signal is read on a bar (see _fires): never (no rule), from a flag array, or tested
+# on two operands.
+(NEVER, FLAGS, CROSSOVER, CROSSUNDER, ABOVE, BELOW, AT_LEAST, AT_MOST, EQUAL,
+ DIFFERENT) = range(10)  # fmt: skip
 TESTS = {"crossover": CROSSOVER, "crossunder": CROSSUNDER, ">": ABOVE, "<": BELOW,
          ">=": AT_LEAST, "<=": AT_MOST, "==": EQUAL, "!=": DIFFERENT}  # fmt: skip
 
@@ -77,6 +78,8 @@ def _fires(
     """One signal on one bar: read from `flags`, or tested on the two operands of a pairwise
     rule exactly as indicators.crossover/crossunder and numexpr's comparisons do, false
     during the rule's warm-up as Rule.evaluate makes it."""
+    if test == NEVER:
+        return False
     if test == FLAGS:
         flag: bool = flags[bar]
         return flag
@@ -103,6 +106,19 @@ def _fires(
     return a != b
 
 
+@numba.njit(inline="always")
+def _next(
+    test: int, flags: Flags, first: Floats, second: Floats, lookback: int, start: int, stop: int
+) -> int:  # pragma: no cover - compiled; tested through rule_metrics
+    """The first bar from `start` on which the signal fires, or `stop` if none before it."""
+    if test == NEVER:
+        return stop
+    bar = start
+    while bar < stop and not _fires(test, flags, first, second, lookback, bar):
+        bar += 1
+    return bar
+
+
 @_compile
 def _walk(
     open_: Floats,
@@ -127,7 +143,26 @@ def _walk(
     sides = np.empty(size, dtype=np.int64)
     count = 0
     position = 0
-    for bar in range(size - 1):
+    # Only a bar on which a signal that can move the position fires needs looking at (flat:
+    # the entries; long: its exit and the short entry; short: likewise), so the walk jumps
+    # from one such bar to the next. ahead[k]: the first bar at or after some earlier bar on
+    # which signal k fires; still right while it is not behind the current bar.
+    ahead = np.full(4, -1, dtype=np.int64)
+    last = size - 1  # the last bar's signals are ignored
+    bar = 0
+    while bar < last:
+        if position == 0:
+            watched_a, watched_b = 0, 2
+        elif position == 1:
+            watched_a, watched_b = 1, 2
+        else:
+            watched_a, watched_b = 3, 0
+        for k in (watched_a, watched_b):
+            if ahead[k] < bar:
+                ahead[k] = _next(tests[k], flags[k], firsts[k], seconds[k], lookbacks[k], bar, last)
+        bar = min(ahead[watched_a], ahead[watched_b])
+        if bar >= last:
+            break
         long_entry = _fires(tests[0], flags[0], firsts[0], seconds[0], lookbacks[0], bar)
         long_exit = _fires(tests[1], flags[1], firsts[1], seconds[1], lookbacks[1], bar)
         short_entry = _fires(tests[2], flags[2], firsts[2], seconds[2], lookbacks[2], bar)
@@ -152,6 +187,7 @@ def _walk(
             side = 1 if go_long else -1
             entries[count], sides[count], position = bar + 1, side, side
             count += 1
+        bar += 1
     end_open = position != 0
     if end_open:
         exits[count - 1] = size - 1
@@ -336,6 +372,11 @@ class Signal:
     first: Floats
     second: Floats
     lookback: int = 0
+
+    @classmethod
+    def never(cls) -> Signal:
+        """The signal of a rule not given: false on every bar."""
+        return cls(NEVER, _NO_FLAGS, _NO_OPERAND, _NO_OPERAND)
 
     @classmethod
     def of_flags(cls, flags: Flags) -> Signal:

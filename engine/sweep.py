@@ -186,7 +186,7 @@ class _Window:
         # the last bar of each UTC day: its close is that day's equity
         self.day_ends = np.flatnonzero(np.append(days[1:] != days[:-1], True))
         self.cache = _Cache(CACHE_BYTES)
-        self.never = fastpath.Signal.of_flags(np.zeros(self.size, dtype=bool))  # no rule given
+        self.never = fastpath.Signal.never()  # the signal of a rule not given
 
     def signal(self, rule: rules.Rule | None) -> fastpath.Signal:
         """How the walk reads `rule`: a crossover or comparison of two arrays is tested bar by

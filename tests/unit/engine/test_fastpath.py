@@ -145,7 +145,7 @@ def test_pairwise_rules_tested_in_the_walk_equal_their_numexpr_evaluation(seed: 
         operands = rule.operands(columns, {})
         signals.append(fastpath.Signal.of_test(rule.pairwise[0], *operands, rule.lookback))
         flags.append(rule.evaluate(columns, {}))
-    signals += [fastpath.Signal.of_flags(never)] * (4 - len(signals))
+    signals += [fastpath.Signal.never()] * (4 - len(signals))
     flags += [never] * (4 - len(flags))
     tested, tested_daily = fastpath.rule_metrics(setup, *signals)
     expected, expected_daily = fastpath.signal_metrics(setup, *flags)
