@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from engine import fastpath, metrics, overfitting, rules
+from engine import fastpath, jit, metrics, overfitting, rules
 from engine.errors import Cancelled, DataError
 from engine.grid import Plan, SweepRequest, plan
 from engine.request import RULE_FIELDS, BacktestRequest
@@ -258,7 +258,8 @@ def _windows(request: SweepRequest, bars: pd.DataFrame) -> tuple[_Window, _Windo
         raise DataError("out_of_sample", "too few bars to hold out that share: use more bars")
 
     def part(bounds: slice) -> Columns:
-        return {name: values[bounds] for name, values in columns.items()}
+        # read-only, so indicators may keep work on them between combinations
+        return {name: jit.read_only(values[bounds]) for name, values in columns.items()}
 
     inside = _Window(part(slice(0, split)), index[:split], minutes)
     if not held:
