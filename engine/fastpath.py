@@ -114,6 +114,26 @@ def _next(
     if test == NEVER:
         return stop
     bar = start
+    if test == CROSSOVER or test == CROSSUNDER:
+        # one loop per test, each bar's comparison carried to the next: these scans are most
+        # of a crossover strategy's walk
+        bar = max(bar, lookback, 1)
+        if bar >= stop:
+            return stop
+        up = test == CROSSOVER
+        before = first[bar - 1] <= second[bar - 1] if up else first[bar - 1] >= second[bar - 1]
+        while bar < stop:
+            a, b = first[bar], second[bar]
+            if up:
+                if a > b and before:
+                    return bar
+                before = a <= b
+            else:
+                if a < b and before:
+                    return bar
+                before = a >= b
+            bar += 1
+        return stop
     while bar < stop and not _fires(test, flags, first, second, lookback, bar):
         bar += 1
     return bar
