@@ -14,12 +14,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from engine import metrics
+from engine import jit, metrics
 
 Floats = NDArray[np.float64]
 Flags = NDArray[np.bool_]
@@ -28,16 +29,29 @@ Flags = NDArray[np.bool_]
 (FINAL, WORST, TRADES, WINS, PROFIT, LOSS, RETURN_SUM, SPANS, SHARED, COUNT, MEAN, SPREAD,
  DOWNSIDE) = range(13)  # fmt: skip
 
+# How a signal is read on a bar (see _fires): never (no rule), from a flag array, or tested
+# on two operands.
+(NEVER, FLAGS, CROSSOVER, CROSSUNDER, ABOVE, BELOW, AT_LEAST, AT_MOST, EQUAL,
+ DIFFERENT) = range(10)  # fmt: skip
+TESTS = {"crossover": CROSSOVER, "crossunder": CROSSUNDER, ">": ABOVE, "<": BELOW,
+         ">=": AT_LEAST, "<=": AT_MOST, "==": EQUAL, "!=": DIFFERENT}  # fmt: skip
+
 # Returns summed plainly before their sum joins the compensated total.
 _BLOCK = 256
 # Slack on the drawdown pre-check, far above rounding, so no lower ratio is ever skipped.
 _SLACK = 1e-9
 _PRICES = numba.types.Array(numba.float64, 1, "C", readonly=True)
 _FLAGS = numba.types.Array(numba.boolean, 1, "C", readonly=True)
+# four signals (long entry, long exit, short entry, short exit), one of each per tuple
+_FOUR = numba.types.UniTuple
 _SIGNATURE = numba.void(
     _PRICES,
     _PRICES,
-    *(_FLAGS,) * 4,
+    _FOUR(_FLAGS, 4),  # type: ignore[no-untyped-call]
+    _FOUR(_PRICES, 4),  # type: ignore[no-untyped-call]
+    _FOUR(_PRICES, 4),  # type: ignore[no-untyped-call]
+    _FOUR(numba.int64, 4),  # type: ignore[no-untyped-call]
+    _FOUR(numba.int64, 4),  # type: ignore[no-untyped-call]
     *(numba.float64,) * 4,
     numba.types.Array(numba.int64, 1, "C", readonly=True),
     numba.float64[::1],
@@ -57,14 +71,83 @@ def _compile(function: Callable[..., None]) -> Callable[..., None]:
     return compiled
 
 
+@numba.njit(inline="always")
+def _fires(
+    test: int, flags: Flags, first: Floats, second: Floats, lookback: int, bar: int
+) -> bool:  # pragma: no cover - compiled; tested through rule_metrics
+    """One signal on one bar: read from `flags`, or tested on the two operands of a pairwise
+    rule exactly as indicators.crossover/crossunder and numexpr's comparisons do, false
+    during the rule's warm-up as Rule.evaluate makes it."""
+    if test == NEVER:
+        return False
+    if test == FLAGS:
+        flag: bool = flags[bar]
+        return flag
+    if bar < lookback:
+        return False
+    a: float = first[bar]
+    b: float = second[bar]
+    if test == CROSSOVER:
+        before: bool = first[bar - 1] <= second[bar - 1]
+        return bar > 0 and a > b and before
+    if test == CROSSUNDER:
+        before = first[bar - 1] >= second[bar - 1]
+        return bar > 0 and a < b and before
+    if test == ABOVE:
+        return a > b
+    if test == BELOW:
+        return a < b
+    if test == AT_LEAST:
+        return a >= b
+    if test == AT_MOST:
+        return a <= b
+    if test == EQUAL:
+        return a == b
+    return a != b
+
+
+@numba.njit(inline="always")
+def _next(
+    test: int, flags: Flags, first: Floats, second: Floats, lookback: int, start: int, stop: int
+) -> int:  # pragma: no cover - compiled; tested through rule_metrics
+    """The first bar from `start` on which the signal fires, or `stop` if none before it."""
+    if test == NEVER:
+        return stop
+    bar = start
+    if test == CROSSOVER or test == CROSSUNDER:
+        # one loop per test, each bar's comparison carried to the next: these scans are most
+        # of a crossover strategy's walk
+        bar = max(bar, lookback, 1)
+        if bar >= stop:
+            return stop
+        up = test == CROSSOVER
+        before = first[bar - 1] <= second[bar - 1] if up else first[bar - 1] >= second[bar - 1]
+        while bar < stop:
+            a, b = first[bar], second[bar]
+            if up:
+                if a > b and before:
+                    return bar
+                before = a <= b
+            else:
+                if a < b and before:
+                    return bar
+                before = a >= b
+            bar += 1
+        return stop
+    while bar < stop and not _fires(test, flags, first, second, lookback, bar):
+        bar += 1
+    return bar
+
+
 @_compile
 def _walk(
     open_: Floats,
     close: Floats,
-    long_entry: Flags,
-    long_exit: Flags,
-    short_entry: Flags,
-    short_exit: Flags,
+    flags: tuple[Flags, Flags, Flags, Flags],
+    firsts: tuple[Floats, Floats, Floats, Floats],
+    seconds: tuple[Floats, Floats, Floats, Floats],
+    tests: tuple[int, int, int, int],
+    lookbacks: tuple[int, int, int, int],
     capital: float,
     fee: float,
     slip: float,
@@ -80,18 +163,41 @@ def _walk(
     sides = np.empty(size, dtype=np.int64)
     count = 0
     position = 0
-    for bar in range(size - 1):
-        go_long = long_entry[bar] and not long_exit[bar]
-        go_short = short_entry[bar] and not short_exit[bar]
+    # Only a bar on which a signal that can move the position fires needs looking at (flat:
+    # the entries; long: its exit and the short entry; short: likewise), so the walk jumps
+    # from one such bar to the next. ahead[k]: the first bar at or after some earlier bar on
+    # which signal k fires; still right while it is not behind the current bar.
+    ahead = np.full(4, -1, dtype=np.int64)
+    last = size - 1  # the last bar's signals are ignored
+    bar = 0
+    while bar < last:
+        if position == 0:
+            watched_a, watched_b = 0, 2
+        elif position == 1:
+            watched_a, watched_b = 1, 2
+        else:
+            watched_a, watched_b = 3, 0
+        for k in (watched_a, watched_b):
+            if ahead[k] < bar:
+                ahead[k] = _next(tests[k], flags[k], firsts[k], seconds[k], lookbacks[k], bar, last)
+        bar = min(ahead[watched_a], ahead[watched_b])
+        if bar >= last:
+            break
+        long_entry = _fires(tests[0], flags[0], firsts[0], seconds[0], lookbacks[0], bar)
+        long_exit = _fires(tests[1], flags[1], firsts[1], seconds[1], lookbacks[1], bar)
+        short_entry = _fires(tests[2], flags[2], firsts[2], seconds[2], lookbacks[2], bar)
+        short_exit = _fires(tests[3], flags[3], firsts[3], seconds[3], lookbacks[3], bar)
+        go_long = long_entry and not long_exit
+        go_short = short_entry and not short_exit
         if go_long and go_short:
             go_long = go_short = False
-        if position == 1 and (long_exit[bar] or go_short):
+        if position == 1 and (long_exit or go_short):
             exits[count - 1] = bar + 1
             position = 0
             if go_short:
                 entries[count], sides[count], position = bar + 1, -1, -1
                 count += 1
-        elif position == -1 and (short_exit[bar] or go_long):
+        elif position == -1 and (short_exit or go_long):
             exits[count - 1] = bar + 1
             position = 0
             if go_long:
@@ -101,6 +207,7 @@ def _walk(
             side = 1 if go_long else -1
             entries[count], sides[count], position = bar + 1, side, side
             count += 1
+        bar += 1
     end_open = position != 0
     if end_open:
         exits[count - 1] = size - 1
@@ -275,6 +382,39 @@ class Setup:
     day_ends: NDArray[np.int64]
 
 
+@dataclass(frozen=True)
+class Signal:
+    """How the walk reads one signal: a flag per bar, or the test (one of TESTS) of a pairwise
+    rule on its two operands, false for the first `lookback` bars."""
+
+    test: int
+    flags: Flags
+    first: Floats
+    second: Floats
+    lookback: int = 0
+
+    @classmethod
+    def never(cls) -> Signal:
+        """The signal of a rule not given: false on every bar."""
+        return cls(NEVER, _NO_FLAGS, _NO_OPERAND, _NO_OPERAND)
+
+    @classmethod
+    def of_flags(cls, flags: Flags) -> Signal:
+        return cls(FLAGS, jit.read_only(flags), _NO_OPERAND, _NO_OPERAND)
+
+    @classmethod
+    def of_test(cls, test: str, first: Floats, second: Floats, lookback: int) -> Signal:
+        return cls(TESTS[test], _NO_FLAGS, _operand(first), _operand(second), lookback)
+
+
+def _operand(values: NDArray[np.floating[Any]]) -> Floats:
+    return jit.read_only(np.asarray(values, dtype=np.float64))
+
+
+_NO_FLAGS = jit.read_only(np.zeros(0, dtype=np.bool_))
+_NO_OPERAND = jit.read_only(np.zeros(0))
+
+
 def signal_metrics(
     setup: Setup,
     long_entry: Flags,
@@ -284,15 +424,30 @@ def signal_metrics(
 ) -> tuple[metrics.Metrics, Floats]:
     """metrics.compute()'s values (those a sweep ranks and shows) of the strategy without
     stops, and the equity at each day end."""
+    flags = (long_entry, long_exit, short_entry, short_exit)
+    return rule_metrics(setup, *(Signal.of_flags(values) for values in flags))
+
+
+def rule_metrics(
+    setup: Setup,
+    long_entry: Signal,
+    long_exit: Signal,
+    short_entry: Signal,
+    short_exit: Signal,
+) -> tuple[metrics.Metrics, Floats]:
+    """signal_metrics() with each signal given as a Signal, so a crossover or comparison is
+    tested bar by bar in the walk instead of as a full-length flag array first."""
+    signals = (long_entry, long_exit, short_entry, short_exit)
     out = np.zeros(13)
     daily = np.zeros(len(setup.day_ends))
     _walk(
         setup.open_,
         setup.close,
-        long_entry,
-        long_exit,
-        short_entry,
-        short_exit,
+        tuple(signal.flags for signal in signals),
+        tuple(signal.first for signal in signals),
+        tuple(signal.second for signal in signals),
+        tuple(signal.test for signal in signals),
+        tuple(signal.lookback for signal in signals),
         setup.capital,
         setup.fee,
         setup.slip,

@@ -24,6 +24,9 @@ Array = NDArray[np.float64]
 
 # Rolling sums are exact-ish within a block of this many bars; see _window_sum.
 _BLOCK = 4096
+# Block sums of read-only series kept for the next call, oldest dropped first (_block_sums).
+_KEEP = 4
+_KEPT_SUMS: dict[tuple[int, int, int], tuple[Array, Array]] = {}
 
 
 def _nan(size: int) -> Array:
@@ -57,9 +60,7 @@ def _window_sum(x: Array, n: int) -> Array:
         return out
     block = max(_BLOCK, n)
     blocks = -(-m // block)
-    padded = np.zeros(blocks * block)
-    padded[:m] = xs
-    local = np.cumsum(padded.reshape(blocks, block), axis=1)
+    local = _block_sums(x, start, block)
     flat = local.ravel()
     # window ending at t: local[t] - local[t - n], plus the previous block's total when the
     # window starts in that block (position in block < n).
@@ -69,6 +70,27 @@ def _window_sum(x: Array, n: int) -> Array:
     sums.reshape(blocks, block)[1:, :n] += local[:-1, -1:]
     out[start + n - 1 :] = sums[n - 1 : m]
     return out
+
+
+def _block_sums(x: Array, start: int, block: int) -> Array:
+    """Cumulative sums of x[start:] within blocks of `block` bars, one row per block (the last
+    padded with zeros). The same for every window up to _BLOCK bars, so those of a few
+    read-only series are kept: a sweep asks for many periods of one series."""
+    key = (id(x), start, block)
+    kept = _KEPT_SUMS.get(key)
+    if kept is not None and kept[0] is x:
+        return kept[1]
+    xs = x[start:]
+    blocks = -(-len(xs) // block)
+    padded = np.zeros(blocks * block)
+    padded[: len(xs)] = xs
+    local = np.cumsum(padded.reshape(blocks, block), axis=1)
+    if not x.flags.writeable:  # a writeable series could change under the kept sums
+        local.flags.writeable = False
+        if len(_KEPT_SUMS) >= _KEEP:
+            del _KEPT_SUMS[next(iter(_KEPT_SUMS))]
+        _KEPT_SUMS[key] = (x, local)  # x held, so its id is not reused while kept
+    return local
 
 
 def _smooth(x: Array, n: int, alpha: float) -> Array:
@@ -102,7 +124,9 @@ def _ewm(values: Array, alpha: float) -> Array:
 
 def sma(x: Array, n: int) -> Array:
     """Simple moving average: mean of the last n values, sum(x[t-n+1..t]) / n."""
-    return _window_sum(x, n) / n
+    means = _window_sum(x, n)
+    means /= n  # in place: one full-length array fewer
+    return means
 
 
 def ema(x: Array, n: int) -> Array:

@@ -34,6 +34,8 @@ StepKind = Literal["series", "call", "expr"]
 # numexpr (and numpy below it) take a bounded number of operands per expression; wider
 # expressions are split into materialised parts.
 _MAX_INPUTS = 24
+# Boolean functions of two series whose value on a bar needs only that bar and the one before.
+PAIRWISE_CALLS = frozenset({"crossover", "crossunder"})
 
 _ARITHMETIC = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 _BITWISE = {ast.BitAnd: "&", ast.BitOr: "|"}
@@ -168,6 +170,28 @@ class Rule:
         """Canonical text of every indicator call, each once."""
         return tuple(step.key for step in self.steps if step.kind == "call")
 
+    @property
+    def pairwise(self) -> tuple[str, str, str] | None:
+        """(operator, key of a, key of b) when the whole rule is crossover(a, b),
+        crossunder(a, b) or a comparison `a op b` of two arrays (series or indicator calls),
+        so its value on a bar can be read off a and b there and on the bar before (see
+        engine.fastpath); None for any other rule."""
+        if self.constant is not None:
+            return None
+        node = self.steps[-1].node
+        fits = (node.kind == "call" and node.op in PAIRWISE_CALLS) or (
+            node.kind == "compare" and all(arg.materialised for arg in node.args)
+        )
+        return (node.op, node.args[0].key, node.args[1].key) if fits else None
+
+    def operands(
+        self, columns: Mapping[str, NDArray[np.float64]], cache: dict[str, NDArray[Any]]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """The arrays a and b of a pairwise rule, computed into `cache` unless there already."""
+        _, first, second = self.pairwise or ("", "", "")
+        _fill(self.steps[:-1], cache, columns)
+        return cache[first], cache[second]
+
     def evaluate(
         self,
         columns: Mapping[str, NDArray[np.float64]],
@@ -180,15 +204,26 @@ class Rule:
         if self.constant is not None:
             return np.full(size, self.constant)
         arrays: dict[str, NDArray[Any]] = {} if cache is None else cache
-        for step in self.steps:
-            if step.key in arrays:
-                continue
-            arrays[step.key] = _compute(step, arrays, columns, size)
-            if on_step is not None:
-                on_step()
+        _fill(self.steps, arrays, columns, on_step)
         result = np.array(arrays[self.steps[-1].key], dtype=bool)
         result[: self.lookback] = False
         return result
+
+
+def _fill(
+    steps: tuple[Step, ...],
+    arrays: dict[str, NDArray[Any]],
+    columns: Mapping[str, NDArray[np.float64]],
+    on_step: Callable[[], None] | None = None,
+) -> None:
+    """Compute each step's array into `arrays`, skipping those already there."""
+    size = len(columns["close"])
+    for step in steps:
+        if step.key in arrays:
+            continue
+        arrays[step.key] = _compute(step, arrays, columns, size)
+        if on_step is not None:
+            on_step()
 
 
 def _error(column: int, what: str, token: str, hint: str = "") -> RuleError:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from engine import fastpath, metrics, overfitting, rules
+from engine import fastpath, jit, metrics, overfitting, rules
 from engine.errors import Cancelled, DataError
 from engine.grid import Plan, SweepRequest, plan
 from engine.request import RULE_FIELDS, BacktestRequest
@@ -186,7 +186,19 @@ class _Window:
         # the last bar of each UTC day: its close is that day's equity
         self.day_ends = np.flatnonzero(np.append(days[1:] != days[:-1], True))
         self.cache = _Cache(CACHE_BYTES)
-        self.never = np.zeros(self.size, dtype=bool)  # the value of a rule not given
+        self.never = fastpath.Signal.never()  # the signal of a rule not given
+
+    def signal(self, rule: rules.Rule | None) -> fastpath.Signal:
+        """How the walk reads `rule`: a crossover or comparison of two arrays is tested bar by
+        bar in the walk (no full-length flag array per combination); any other rule is
+        evaluated by numexpr."""
+        if rule is None:
+            return self.never
+        shape = rule.pairwise
+        if shape is None:
+            return fastpath.Signal.of_flags(rule.evaluate(self.columns, self.cache))
+        first, second = rule.operands(self.columns, self.cache)
+        return fastpath.Signal.of_test(shape[0], first, second, rule.lookback)
 
     def measure(
         self, request: BacktestRequest, parsed: Mapping[str, rules.Rule]
@@ -199,11 +211,11 @@ class _Window:
                 f"the rules need at least {need} bars of {request.timeframe} but a window of "
                 f"the sweep holds {self.size}: choose a longer period or a smaller outOfSample",
             )
-        values = {field: rule.evaluate(self.columns, self.cache) for field, rule in parsed.items()}
-        self.cache.trim()
         params = params_of(request)
         c = self.columns
         if params.has_stops:
+            values = {field: rule.evaluate(c, self.cache) for field, rule in parsed.items()}
+            self.cache.trim()
             simulation = simulate(
                 c["open"], c["high"], c["low"], c["close"], signals_of(values), params
             )
@@ -227,8 +239,9 @@ class _Window:
                 self.span_minutes,
                 self.day_ends,
             )
-            flags = [values.get(field, self.never) for field in RULE_FIELDS]
-            measured, closes = fastpath.signal_metrics(setup, *flags)
+            signals = [self.signal(parsed.get(field)) for field in RULE_FIELDS]
+            self.cache.trim()
+            measured, closes = fastpath.rule_metrics(setup, *signals)
         opens = np.concatenate(([request.initial_capital], closes[:-1]))
         with np.errstate(divide="ignore", invalid="ignore"):
             daily = closes / opens - 1
@@ -245,7 +258,8 @@ def _windows(request: SweepRequest, bars: pd.DataFrame) -> tuple[_Window, _Windo
         raise DataError("out_of_sample", "too few bars to hold out that share: use more bars")
 
     def part(bounds: slice) -> Columns:
-        return {name: values[bounds] for name, values in columns.items()}
+        # read-only, so indicators may keep work on them between combinations
+        return {name: jit.read_only(values[bounds]) for name, values in columns.items()}
 
     inside = _Window(part(slice(0, split)), index[:split], minutes)
     if not held:

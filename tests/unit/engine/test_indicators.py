@@ -199,3 +199,26 @@ def test_indicators_match_naive_loops_on_a_random_walk(size: int, n: int) -> Non
         np.testing.assert_allclose(
             actual, expected, rtol=1e-9, atol=floor, equal_nan=True, err_msg=name
         )
+
+
+def test_sma_of_read_only_series_reuses_block_sums_and_equals_a_fresh_computation() -> None:
+    rng = np.random.default_rng(7)
+    series = []
+    for _ in range(3):
+        values = 100 + np.cumsum(rng.normal(0, 1, 20_000))
+        values[:3] = np.nan  # a warm-up: the block sums start at the first valid value
+        frozen = values.view()
+        frozen.flags.writeable = False
+        series.append((values, frozen))
+    for n in (1, 5, 60, 4096, 5000):
+        for values, frozen in series:  # each series after another: kept sums are not mixed up
+            for _ in range(2):
+                fresh = indicators.sma(values.copy(), n)
+                assert np.array_equal(indicators.sma(frozen, n), fresh, equal_nan=True)
+
+
+def test_sma_of_a_writeable_series_sees_its_changes() -> None:
+    values = np.arange(1.0, 10_001.0)
+    before = indicators.sma(values, 10)
+    values *= 2  # same array object, new values: nothing may be kept for it
+    assert np.array_equal(indicators.sma(values, 10), before * 2, equal_nan=True)
