@@ -538,7 +538,8 @@ class _Compiler:
         if left.kind == "const" and right.kind == "const":
             with np.errstate(all="ignore"):
                 value = float(_fold(symbol, left.value, right.value))
-            if not math.isfinite(value):
+            # A folded constant obeys the literal limit, so the canonical text parses again.
+            if not math.isfinite(value) or abs(value) > MAX_LITERAL:
                 self.fail_at(column, "number out of range", symbol, "use smaller numbers")
             return _const(value)
         return Node(

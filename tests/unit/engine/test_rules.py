@@ -489,6 +489,13 @@ def test_rules_inside_the_language_evaluate_without_warnings(text: str) -> None:
     assert rules.parse(rule.canonical).canonical == rule.canonical
 
 
+def test_a_constant_folded_past_the_literal_limit_is_refused() -> None:
+    # 1e6 * 1000001 folds to 1.000001e12: accepted, its canonical text would not parse again.
+    with pytest.raises(RuleError, match="number out of range"):
+        rules.parse("close > 1000000 * 1000001")
+    assert rules.parse("close > 1000000 * 1000000").canonical == "(close > 1000000000000.0)"
+
+
 def test_numbers_in_the_canonical_text_survive_numexpr_sanitizer(
     columns: dict[str, np.ndarray],
 ) -> None:
