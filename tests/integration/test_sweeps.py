@@ -182,15 +182,16 @@ def test_cancel_mid_sweep_stops_the_chunks_of_both_workers(
     make_user: Any, start_worker: Any, db: psycopg.Connection
 ) -> None:
     ann = make_user()
-    workers = [start_worker(DEBUG_BACKTEST_DELAY_SECONDS="5") for _ in range(2)]
+    workers = [start_worker(DEBUG_BACKTEST_DELAY_SECONDS="30") for _ in range(2)]
     sweep_id = submit_sweep(ann).json()["queueId"]
     wait_for(lambda: len(running_workers(db, sweep_id)) == 2, timeout_s=60, what="both busy")
 
     cancelled = ann.client.delete(f"/api/backtest/queue/{sweep_id}")
     assert cancelled.status_code == 202, cancelled.text
-    # the delay keeps each chunk busy 5 s: only the cancel check stops them sooner
-    wait_for(lambda: status_of(db, sweep_id) == "cancelled", timeout_s=3, what="cancelled")
-    wait_for(lambda: not running_workers(db, sweep_id), timeout_s=3, what="no chunk running")
+    # The delay keeps each chunk busy 30 s: only the cancel check stops them sooner. Within
+    # a second or two on a quiet machine; 10 s leaves room for a loaded one.
+    wait_for(lambda: status_of(db, sweep_id) == "cancelled", timeout_s=10, what="cancelled")
+    wait_for(lambda: not running_workers(db, sweep_id), timeout_s=10, what="no chunk running")
     assert db.execute(
         "SELECT count(*) FROM job_chunk WHERE job_id = %s AND status = 'done'", (sweep_id,)
     ).fetchone() == (0,)
