@@ -216,7 +216,9 @@ def _parser() -> argparse.ArgumentParser:
     walk_run = walk_actions.add_parser(
         "run", help="run one walk-forward (SweepRequest plus walkForward, JSON) without the queue"
     )
-    walk_run.add_argument("request", type=Path)
+    walk_run.add_argument(
+        "request", type=Path, help="JSON file holding one sweep request with walkForward"
+    )
     walk_run.add_argument("--json", action="store_true", help="print the result as JSON")
     walk_run.set_defaults(command=_walkforward_run, result_on_stdout=True)
     return parser
