@@ -76,10 +76,15 @@ def sweep_request(name: str, size: int) -> engine.SweepRequest:
         for field, text in texts.items()
     }
     base = engine.BacktestRequest(
-        name, "BENCH", "1m", START, START + timedelta(minutes=size), 10_000.0, FEE, 0.0, 1.0,
-        **fields, stop_loss=first.get("stopLoss"), take_profit=first.get("takeProfit"),
-        trailing_stop=None,
-    )  # fmt: skip
+        strategy_name=name,
+        symbol="BENCH",
+        start=START,
+        end=START + timedelta(minutes=size),
+        fee_rate=FEE,
+        **fields,
+        stop_loss=first.get("stopLoss"),
+        take_profit=first.get("takeProfit"),
+    )
     return engine.SweepRequest(base, texts, parameters, out_of_sample=0.3)
 
 
