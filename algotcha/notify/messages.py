@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from algotcha.db.jobs import JobRow
-from algotcha.services.jobs import QueuedJob
+from algotcha.services.jobs import QueuedJob, ShownJob
 
 #: Telegram's limit (4,096) less a margin; counted like Telegram, in UTF-16 code units.
 TELEGRAM_BUDGET = 4000
@@ -189,7 +189,7 @@ def _telegram(headline: str, job_id: int, facts: list[tuple[str, str]], url: str
 # --- bot replies -------------------------------------------------------------------------------
 
 
-def status_reply(items: list[QueuedJob], public_url: str) -> str:
+def status_reply(items: Sequence[QueuedJob[ShownJob]], public_url: str) -> str:
     """/status: the user's queued and running backtests with their place in line."""
     active = [i for i in items if i.job.status in ("queued", "processing")]
     if not active:
