@@ -1,18 +1,11 @@
-"""The compiled trade loop: its constants and input layouts, beside simulate's truth tables."""
+"""The compiled trade loop: its input layouts, beside simulate's truth tables."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from engine import simulate as simulation
 from engine import tradeloop
 from engine.simulate import Params, Signals, simulate
-
-
-def test_exit_reason_codes_match_simulate() -> None:
-    codes = (tradeloop.SIGNAL, tradeloop.STOP_LOSS, tradeloop.TAKE_PROFIT)
-    codes += (tradeloop.TRAILING_STOP, tradeloop.REVERSE, tradeloop.END)
-    assert [simulation.REASONS[code] for code in codes] == list(simulation.REASONS)
 
 
 def test_strided_and_writable_inputs_give_the_same_trades_as_contiguous_read_only_ones() -> None:
@@ -38,3 +31,23 @@ def test_strided_and_writable_inputs_give_the_same_trades_as_contiguous_read_onl
 def test_rows_bound_covers_a_trade_per_entry_bar() -> None:
     entries = np.ones(10, dtype=bool)
     assert tradeloop.entries_upper_bound(entries, ~entries) == 9
+
+
+def test_stretches_between_progress_ticks_give_the_trades_of_one_pass() -> None:
+    rng = np.random.default_rng(5)
+    size = 50_000
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.003, size)))
+    open_ = np.r_[100.0, close[:-1]]
+    high = np.maximum(open_, close) * 1.001
+    low = np.minimum(open_, close) * 0.999
+    entries = np.zeros(size, dtype=bool)
+    entries[rng.choice(size // 2, 400, replace=False) + size // 4] = True  # none early on
+    exits = rng.random(size) < 0.002
+    params = Params(1e4, 0.001, 0.0005, 1.0, 0.01, 0.02, 0.004)
+    signals = Signals(entries, exits, exits & ~entries, None)
+    ticks: list[float] = []
+    ticked = simulate(open_, high, low, close, signals, params, on_tick=ticks.append)
+    whole = simulate(open_, high, low, close, signals, params)
+    assert len(ticks) >= 4 and whole.count > 100
+    for name in ("side", "entry_bar", "exit_bar", "entry_price", "exit_price", "reason"):
+        np.testing.assert_array_equal(getattr(ticked, name), getattr(whole, name))
