@@ -4,28 +4,30 @@ from __future__ import annotations
 
 import logging
 
+import engine
 from actors import execution, progress
 from actors.broker import Runtime
 from algotcha import schemas
 from algotcha.db.jobs import JobRow
 from algotcha.errors import UnavailableError, ValidationError
-from algotcha.services import chunks, sweeps
+from algotcha.services import chunks, sweeps, walkforwards
 
 logger = logging.getLogger(__name__)
 
 
 class ChunkTicker:
-    """progress.Ticker for a chunk: heartbeats the chunk and its job, says when to stop."""
+    """progress.Ticker for a chunk: heartbeats the chunk and its job, says when to stop.
+    The engine counts `per_unit` steps per unit of the chunk (a fold: its fold_units)."""
 
-    def __init__(self, rt: Runtime, claimed: chunks.Claimed) -> None:
-        self.rt, self.claimed = rt, claimed
+    def __init__(self, rt: Runtime, claimed: chunks.Claimed, per_unit: int = 1) -> None:
+        self.rt, self.claimed, self.per_unit = rt, claimed, per_unit
 
-    def tick(self, units_done: int) -> bool:
+    def tick(self, steps_done: int) -> bool:
         if progress.shutting_down.is_set():
             return True
         try:
             return chunks.record_progress(
-                self.rt.pool, self.claimed.chunk, self.rt.worker_id, units_done
+                self.rt.pool, self.claimed.chunk, self.rt.worker_id, steps_done // self.per_unit
             )
         except UnavailableError:
             # As for a backtest: a long outage makes the chunk stale and another worker redoes it.
@@ -39,24 +41,32 @@ class ChunkTicker:
 
 def run(rt: Runtime, claimed: chunks.Claimed) -> None:
     """Run one claimed chunk in a backtest process and settle it; the last one merges."""
-    chunk = claimed.chunk
+    walk_forward = claimed.job.kind == "walk_forward"
     outcome: execution.Finished | execution.Outcome
     try:
-        request = schemas.parse_sweep(claimed.job.payload, max_combinations=sweeps.STORED_LIMIT)
+        task, per_unit = _task(claimed)
     except ValidationError as exc:  # stored before a check became stricter
         outcome = execution.Rejected(exc.detail)
     else:
-        task = execution.SweepChunkTask(chunk.job_id, request, chunk.first_unit, chunk.end_unit)
         outcome = execution.run_chunk(
             task,
             rt.settings.data_dir,
             time_limit_s=rt.settings.backtest_time_limit_s,
             tick_interval_s=rt.settings.heartbeat_interval_s,
-            on_tick=ChunkTicker(rt, claimed).tick,
+            on_tick=ChunkTicker(rt, claimed, per_unit).tick,
             delay_s=rt.settings.debug_backtest_delay_s,
         )
     finished: JobRow | None = None
     match outcome:
+        case execution.Finished(result) if walk_forward:
+            finished = chunks.complete(
+                rt.pool,
+                claimed,
+                rt.worker_id,
+                [walkforwards.unit_row(result)],
+                float(result["elapsed_ms"]),
+                walkforwards.merge,
+            )
         case execution.Finished(result):
             rows = sweeps.unit_rows(result)
             finished = chunks.complete(
@@ -67,13 +77,25 @@ def run(rt: Runtime, claimed: chunks.Claimed) -> None:
         case execution.Crashed(message):
             finished = chunks.fail(rt.pool, claimed, message, outcome="crashed")
         case execution.TimedOut(limit_s):
-            message = f"a chunk of the sweep ran over the time limit of {limit_s:g} s"
+            what = "a fold of the walk-forward" if walk_forward else "a chunk of the sweep"
+            message = f"{what} ran over the time limit of {limit_s:g} s"
             finished = chunks.fail(rt.pool, claimed, message, outcome="timed_out")
         case execution.Stopped():
             chunks.stop(rt.pool, rt.broker, claimed, rt.worker_id)
     if finished is not None:
         execution.release_chunk_process()
         progress.notify(rt, finished)
+
+
+def _task(claimed: chunks.Claimed) -> tuple[execution.ChunkTask, int]:
+    """What the backtest process runs for this chunk, and the engine's steps per unit."""
+    chunk, job = claimed.chunk, claimed.job
+    if job.kind == "walk_forward":
+        request = walkforwards.request_of(job)
+        steps = engine.walkforward.fold_units(engine.grid.plan(request.sweep))
+        return execution.FoldTask(chunk.job_id, request, chunk.first_unit), steps
+    sweep = schemas.parse_sweep(job.payload, max_combinations=sweeps.STORED_LIMIT)
+    return execution.SweepChunkTask(chunk.job_id, sweep, chunk.first_unit, chunk.end_unit), 1
 
 
 def start(rt: Runtime, job: JobRow) -> None:

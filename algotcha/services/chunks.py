@@ -25,8 +25,8 @@ from algotcha.db import workers as worker_db
 from algotcha.db.job_chunks import ChunkRow, UnitRow
 from algotcha.db.jobs import JobRow
 from algotcha.db.pool import transaction
-from algotcha.errors import UnavailableError
-from algotcha.services import jobs
+from algotcha.errors import UnavailableError, ValidationError
+from algotcha.services import jobs, walkforwards
 from monitoring import metrics
 
 logger = logging.getLogger(__name__)
@@ -60,14 +60,21 @@ def cut(units: int, *, chunks: int = CHUNKS_PER_JOB) -> list[tuple[int, int]]:
     return [(first, min(first + size, units)) for first in range(0, units, size)]
 
 
+def chunks_of(job: JobRow) -> list[tuple[int, int]]:
+    """The chunks of `job`: a walk-forward's folds share nothing a chunk could compute once,
+    and each is a sweep of its own, so each fold is a chunk."""
+    units = job.units or 1
+    return cut(units, chunks=units) if job.kind == "walk_forward" else cut(units)
+
+
 def count(job: JobRow) -> int:
     """How many chunks start() cuts `job` into."""
-    return len(cut(job.units or 1))
+    return len(chunks_of(job))
 
 
 def start(conn: psycopg.Connection, job: JobRow) -> int:
     """Cut a job just claimed into its chunks, in the claim's transaction; how many."""
-    bounds = cut(job.units or 1)
+    bounds = chunks_of(job)
     job_chunk_db.insert_chunks(conn, job.id, bounds)
     logger.info("event=job_chunked job=%s units=%s chunks=%s", job.id, job.units, len(bounds))
     return len(bounds)
@@ -157,8 +164,9 @@ def complete(
         logger.exception("event=merge_failed job=%s", chunk.job_id)
         message = f"internal error while merging the chunks ({type(exc).__name__})"
         return fail(pool, claimed, message, outcome="crashed")
-    metrics.SWEEP_COMBINATIONS.labels("done").inc(done.units)
-    metrics.SWEEP_COMBINATION_SECONDS.observe(elapsed_ms / 1000 / max(1, done.units))
+    combinations = done.units * _combinations_per_unit(claimed.job)
+    metrics.SWEEP_COMBINATIONS.labels(claimed.job.kind, "done").inc(combinations)
+    metrics.SWEEP_COMBINATION_SECONDS.observe(elapsed_ms / 1000 / max(1, combinations))
     logger.info(
         "event=chunk_done job=%s chunk=%s worker=%s units=%s ms=%.0f job_units_done=%s/%s",
         chunk.job_id,
@@ -206,7 +214,8 @@ def stop(
             cancelled = job_db.update_job_finished(conn, job.id, None, status="cancelled")
             job_chunk_db.update_chunks_stopped(conn, job.id)
     if cancelled is not None:
-        metrics.SWEEP_COMBINATIONS.labels("cancelled").inc(chunk.units)
+        lost = chunk.units * _combinations_per_unit(claimed.job)
+        metrics.SWEEP_COMBINATIONS.labels(claimed.job.kind, "cancelled").inc(lost)
         logger.info("event=job_cancelled job=%s chunk=%s", chunk.job_id, chunk.chunk)
         return jobs.observe(cancelled, "cancelled")
     logger.info(
@@ -218,6 +227,17 @@ def stop(
     if released is not None and job is not None and job.status == "processing":
         wake(broker, chunk.job_id, 1)
     return None
+
+
+def _combinations_per_unit(job: JobRow) -> int:
+    """A sweep's unit is one combination; a walk-forward's is a fold, which sweeps them all
+    (0 for one whose stored request no longer parses: it fails when run)."""
+    if job.kind != "walk_forward":
+        return 1
+    try:
+        return walkforwards.combinations_of(job)
+    except ValidationError:
+        return 0
 
 
 def recover(
@@ -241,7 +261,10 @@ def recover(
                 chunk.chunk,
                 chunk.attempt,
             )
-            metrics.SWEEP_COMBINATIONS.labels("redone").inc(chunk.units)
+            job = job_db.select_job(conn, chunk.job_id)
+            if job is not None:
+                lost = chunk.units * _combinations_per_unit(job)
+                metrics.SWEEP_COMBINATIONS.labels(job.kind, "redone").inc(lost)
             if chunk.attempt >= settings.max_attempts:
                 error = (
                     f"the worker stopped while running chunk {chunk.chunk} of this job "
