@@ -101,8 +101,10 @@ const payloadOf = (job) => (job.kind && job.kind !== "backtest" ? (job.payload |
 /** "Backtest", "Sweep of 15 combinations" or "Walk-forward of 5 folds × 15 combinations". */
 export function kindText(job) {
   if (job.kind === "sweep") return `Sweep of ${fmt.count(job.combinations)} combinations`;
-  if (job.kind === "walkForward")
-    return `Walk-forward of ${fmt.count(job.folds)} folds × ${fmt.count(job.combinations)} combinations`;
+  if (job.kind === "walkForward") {
+    const each = job.combinations ? ` × ${fmt.count(job.combinations)} combinations` : "";
+    return `Walk-forward of ${fmt.count(job.folds)} folds${each}`;
+  }
   return "Backtest";
 }
 

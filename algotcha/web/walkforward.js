@@ -87,6 +87,10 @@ function renderDone(job) {
 
 /** A plain reading of each figure against the verdict's thresholds. */
 export function figureReadings(result) {
+  if (!(result.folds || []).some((f) => f.parameters)) {
+    const none = "Undefined: no fold chose a combination, so every window stayed in cash.";
+    return { efficiency: none, profitable: "No fold traded: there is nothing to judge.", stability: none };
+  }
   const t = THRESHOLDS;
   const e = result.efficiency;
   const p = result.profitableFolds;
@@ -161,6 +165,9 @@ function renderVerdict(result, request, combinations) {
 }
 
 const windowText = (start, end) => `${fmt.dateTime(start)} → ${fmt.dateTime(end)}`;
+// start over end: two dates side by side would push the out-of-sample columns off the card
+const windowCell = (start, end) =>
+  el("td", { class: "time window" }, el("span", {}, fmt.dateTime(start)), el("span", {}, `→ ${fmt.dateTime(end)}`));
 
 function renderTable(result, request) {
   const folds = result.folds || [];
@@ -168,53 +175,51 @@ function renderTable(result, request) {
   const objective = request.objective || "sharpe";
   const label = OBJECTIVE_LABEL[objective] || objective;
   const format = objectiveFormat(objective);
-  const th = (text, cls = "num") => el("th", { scope: "col", class: cls }, text);
+  // Each measure in-sample (where the combination was chosen) beside out-of-sample (after it).
+  const measures = [
+    [label, (summary, score) => format(score), () => "strong"],
+    ["Return", (summary) => fmt.percent(summary.totalReturn, { signed: true }), (summary) => fmt.tone(summary.totalReturn)],
+    ["Trades", (summary) => fmt.count(summary.trades), () => ""],
+  ];
+  const th = (text, attrs = {}) => el("th", { scope: "col", class: "num", ...attrs }, text);
   $("wf-folds").tHead.replaceChildren(
     el(
       "tr",
       {},
-      th("Fold"),
-      th("In-sample (UTC)", ""),
-      th("Out-of-sample (UTC)", ""),
-      ...names.map((n) => th(n)),
-      th(`IS ${label}`),
-      th("IS return"),
-      th("IS trades"),
-      th(`OOS ${label}`),
-      th("OOS return"),
-      th("OOS max DD"),
-      th("OOS trades"),
+      th("Fold", { rowspan: 2 }),
+      th("In-sample (UTC)", { rowspan: 2, class: "" }),
+      th("Out-of-sample (UTC)", { rowspan: 2, class: "" }),
+      ...names.map((n) => th(n, { rowspan: 2 })),
+      ...measures.map(([name]) => th(name, { colspan: 2, scope: "colgroup", class: "group" })),
     ),
+    el("tr", {}, ...measures.flatMap(() => [th("IS"), th("OOS")])),
   );
-  const signed = (v) => fmt.percent(v, { signed: true });
   $("wf-folds").tBodies[0].replaceChildren(
     ...folds.map((fold) => {
       const chosen = Boolean(fold.parameters);
-      const is = fold.inSample || {};
-      const oos = fold.outOfSample || {};
       const num = (text, tone = "") => el("td", { class: `num ${tone}` }, text);
+      const sides = [
+        [fold.inSample, fold.inSampleObjective],
+        [fold.outOfSample, fold.outOfSampleObjective],
+      ];
+      const pair = ([, value, tone]) =>
+        sides.map(([summary, score]) => (summary ? num(value(summary, score), tone(summary)) : num("—")));
       return el(
         "tr",
         { "data-fold": fold.index, class: chosen ? "" : "no-valid" },
         num(String(fold.index + 1)),
-        el("td", { class: "time" }, windowText(fold.inSampleStart, fold.inSampleEnd)),
-        el("td", { class: "time" }, windowText(fold.outOfSampleStart, fold.outOfSampleEnd)),
+        windowCell(fold.inSampleStart, fold.inSampleEnd),
+        windowCell(fold.outOfSampleStart, fold.outOfSampleEnd),
         chosen
           ? names.map((n) => num(String(fold.parameters[n])))
           : el("td", { colspan: names.length, class: "status" }, NO_VALID),
-        num(chosen ? format(fold.inSampleObjective) : "—", "strong"),
-        num(chosen ? signed(is.totalReturn) : "—", chosen ? fmt.tone(is.totalReturn) : ""),
-        num(chosen ? fmt.count(is.trades) : "—"),
-        num(format(fold.outOfSampleObjective), "strong"),
-        num(signed(oos.totalReturn), fmt.tone(oos.totalReturn)),
-        num(fmt.percent(oos.maxDrawdown)),
-        num(fmt.count(oos.trades)),
+        ...measures.flatMap(pair),
       );
     }),
   );
   const idle = folds.length - folds.filter((f) => f.parameters).length;
   $("wf-folds-note").textContent = idle
-    ? `${idle} ${idle === 1 ? "fold" : "folds"} with ${NO_VALID}: no combination reached ${request.minTrades ?? 10} in-sample trades, so it stayed in cash`
+    ? `${idle} ${idle === 1 ? "fold" : "folds"} with ${NO_VALID}: no combination reached ${request.minTrades ?? 10} in-sample trades, so ${idle === 1 ? "it" : "they"} stayed in cash`
     : `Each fold's best in-sample combination by ${label}, run on the window after it`;
 }
 
@@ -245,7 +250,7 @@ export function foldBackdrop(folds) {
           wide(...w.oos) >= 22
             ? svg("text", { x: x(w.oos[0]) + 4, y: top + 12 }, `F${w.index + 1}`)
             : null,
-          svg("title", {}, `Fold ${w.index + 1} out-of-sample: ${windowText(...w.oos.map(iso))}`),
+          svg("title", {}, `Fold ${w.index + 1} out-of-sample: ${windowText(...w.oos.map(iso))}${w.chosen ? "" : `, ${NO_VALID}: in cash`}`),
         ),
       );
       const lanes = windows.map((w, i) => {
