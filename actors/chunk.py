@@ -42,6 +42,7 @@ class ChunkTicker:
 def run(rt: Runtime, claimed: chunks.Claimed) -> None:
     """Run one claimed chunk in a backtest process and settle it; the last one merges."""
     walk_forward = claimed.job.kind == "walk_forward"
+    kind = walkforwards if walk_forward else sweeps  # what a unit is: its rows and merge
     outcome: execution.Finished | execution.Outcome
     try:
         task, per_unit = _task(claimed)
@@ -58,20 +59,10 @@ def run(rt: Runtime, claimed: chunks.Claimed) -> None:
         )
     finished: JobRow | None = None
     match outcome:
-        case execution.Finished(result) if walk_forward:
-            finished = chunks.complete(
-                rt.pool,
-                claimed,
-                rt.worker_id,
-                [walkforwards.unit_row(result)],
-                float(result["elapsed_ms"]),
-                walkforwards.merge,
-            )
         case execution.Finished(result):
-            rows = sweeps.unit_rows(result)
-            finished = chunks.complete(
-                rt.pool, claimed, rt.worker_id, rows, float(result["elapsed_ms"]), sweeps.merge
-            )
+            rows, merge = kind.unit_rows(result), kind.merge
+            elapsed_ms = float(result["elapsed_ms"])
+            finished = chunks.complete(rt.pool, claimed, rt.worker_id, rows, elapsed_ms, merge)
         case execution.Rejected(message):
             finished = chunks.fail(rt.pool, claimed, message, outcome="failed")
         case execution.Crashed(message):

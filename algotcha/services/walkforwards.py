@@ -64,11 +64,11 @@ def combinations_of(job: JobRow) -> int:
     return len(engine.grid.plan(request_of(job).sweep).combinations)
 
 
-def unit_row(fold: dict[str, Any]) -> UnitRow:
-    """A fold result as the backtest process sends it (FoldResult.as_dict() with its segment
-    as Segment.to_bytes()) as its stored row: the JSON, and the segment as bytes."""
+def unit_rows(fold: dict[str, Any]) -> list[UnitRow]:
+    """A fold result as the backtest process sends it (FoldResult.as_dict(packed=True)) as
+    its one stored row: the JSON, and the segment's bytes."""
     data = {key: value for key, value in fold.items() if key != "segment"}
-    return UnitRow(int(fold["index"]), data, fold["segment"])
+    return [UnitRow(int(fold["index"]), data, fold["segment"])]
 
 
 def merge(job: JobRow, rows: list[UnitRow], elapsed_ms: float) -> dict[str, Any]:

@@ -149,6 +149,15 @@ def test_a_walkforward_while_a_sweep_runs_is_429_and_bad_ones_are_422(
     assert int(second.headers["Retry-After"]) > 0
     assert submit_walk(bob).status_code == 202
     assert submit_walk(bob).status_code == 429, "two walk-forwards of one user"
+    # its cost for the waits behind it: per fold, the in-sample sweep and one out-of-sample run
+    # over the bars two months of 15-minute bars hold
+    folds = engine.walkforward.windows(schemas.parse_walkforward(walk_request(), "sweep"), 59 * 96)
+    runs = sum(
+        18 * (f.in_sample[1] - f.in_sample[0]) + f.out_of_sample[1] - f.out_of_sample[0]
+        for f in folds
+    )
+    stored = db.execute("SELECT units, unit_bars FROM backtest_job WHERE kind = 'walk_forward'")
+    assert stored.fetchone() == (FOLDS, round(runs / FOLDS))
 
     def field_of(request: dict[str, Any]) -> str:
         answer = submit_walk(ann, request)
