@@ -164,6 +164,15 @@ def test_a_trader_runs_a_walk_forward_watches_its_folds_and_reads_the_verdict(
         )
     page.screenshot(path=artifacts / "walkforward-result.png", full_page=True)
     assert_no_horizontal_scroll(page)
+    page.set_viewport_size({"width": 375, "height": 812})
+    # drawn again at the narrower width, with its bands and lanes
+    expect(page.locator("#chart svg.equity-chart")).to_have_attribute(
+        "width", re.compile(r"^[23]\d\d$")
+    )
+    expect(page.locator("#chart .oos-band rect")).to_have_count(4)
+    assert_no_horizontal_scroll(page)
+    page.screenshot(path=artifacts / "mobile-walkforward-result.png", full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     with page.expect_download() as download:
         page.get_by_role("button", name="Download CSV").click()
