@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import engine
 from actors import execution, progress
 from actors.broker import Runtime
 from algotcha import schemas
@@ -16,18 +15,17 @@ logger = logging.getLogger(__name__)
 
 
 class ChunkTicker:
-    """progress.Ticker for a chunk: heartbeats the chunk and its job, says when to stop.
-    The engine counts `per_unit` steps per unit of the chunk (a fold: its fold_units)."""
+    """progress.Ticker for a chunk: heartbeats the chunk and its job, says when to stop."""
 
-    def __init__(self, rt: Runtime, claimed: chunks.Claimed, per_unit: int = 1) -> None:
-        self.rt, self.claimed, self.per_unit = rt, claimed, per_unit
+    def __init__(self, rt: Runtime, claimed: chunks.Claimed) -> None:
+        self.rt, self.claimed = rt, claimed
 
-    def tick(self, steps_done: int) -> bool:
+    def tick(self, units_done: int) -> bool:
         if progress.shutting_down.is_set():
             return True
         try:
             return chunks.record_progress(
-                self.rt.pool, self.claimed.chunk, self.rt.worker_id, steps_done // self.per_unit
+                self.rt.pool, self.claimed.chunk, self.rt.worker_id, units_done
             )
         except UnavailableError:
             # As for a backtest: a long outage makes the chunk stale and another worker redoes it.
@@ -45,7 +43,7 @@ def run(rt: Runtime, claimed: chunks.Claimed) -> None:
     kind = walkforwards if walk_forward else sweeps  # what a unit is: its rows and merge
     outcome: execution.Finished | execution.Outcome
     try:
-        task, per_unit = _task(claimed)
+        task = _task(claimed)
     except ValidationError as exc:  # stored before a check became stricter
         outcome = execution.Rejected(exc.detail)
     else:
@@ -54,7 +52,7 @@ def run(rt: Runtime, claimed: chunks.Claimed) -> None:
             rt.settings.data_dir,
             time_limit_s=rt.settings.backtest_time_limit_s,
             tick_interval_s=rt.settings.heartbeat_interval_s,
-            on_tick=ChunkTicker(rt, claimed, per_unit).tick,
+            on_tick=ChunkTicker(rt, claimed).tick,
             delay_s=rt.settings.debug_backtest_delay_s,
         )
     finished: JobRow | None = None
@@ -78,15 +76,13 @@ def run(rt: Runtime, claimed: chunks.Claimed) -> None:
         progress.notify(rt, finished)
 
 
-def _task(claimed: chunks.Claimed) -> tuple[execution.ChunkTask, int]:
-    """What the backtest process runs for this chunk, and the engine's steps per unit."""
+def _task(claimed: chunks.Claimed) -> execution.ChunkTask:
+    """What the backtest process runs for this chunk: a walk-forward's chunk is its fold."""
     chunk, job = claimed.chunk, claimed.job
     if job.kind == "walk_forward":
-        request = walkforwards.request_of(job)
-        steps = engine.walkforward.fold_units(engine.grid.plan(request.sweep))
-        return execution.FoldTask(chunk.job_id, request, chunk.first_unit), steps
+        return execution.FoldTask(chunk.job_id, walkforwards.request_of(job), chunk.chunk)
     sweep = schemas.parse_sweep(job.payload, max_combinations=sweeps.STORED_LIMIT)
-    return execution.SweepChunkTask(chunk.job_id, sweep, chunk.first_unit, chunk.end_unit), 1
+    return execution.SweepChunkTask(chunk.job_id, sweep, chunk.first_unit, chunk.end_unit)
 
 
 def start(rt: Runtime, job: JobRow) -> None:

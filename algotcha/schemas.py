@@ -372,9 +372,12 @@ def parse_walkforward_submission(
 
 
 def plan_walkforward(submission: WalkForwardSubmission, store: engine.BarStore) -> tuple[int, int]:
-    """(folds, bars run per fold) of a walk-forward over the bars its data should hold: a fold
-    runs its in-sample sweep and one out-of-sample backtest. An out-of-sample window too short
-    for the rules is a 422 naming sweep.walkForward.folds here, not a failed job later."""
+    """(units, bars per unit) of a walk-forward over the bars its data should hold. Its units
+    are the engine's steps (engine.walkforward.fold_units per fold: each in-sample combination,
+    then the out-of-sample backtest), so progress and waits move within a fold; a unit's bars
+    are its fold's (combinations x in-sample bars + out-of-sample bars) / fold_units. An
+    out-of-sample window too short for the rules is a 422 naming sweep.walkForward.folds here,
+    not a failed job later."""
     request = submission.request
     try:
         bars = engine.estimate_bars(request.sweep.base, store)
@@ -383,8 +386,14 @@ def plan_walkforward(submission: WalkForwardSubmission, store: engine.BarStore) 
         raise sweep_error(exc) from None
     in_sample = sum(end - first for first, end in (fold.in_sample for fold in folds))
     out_of_sample = sum(end - first for first, end in (fold.out_of_sample for fold in folds))
-    run = (submission.combinations * in_sample + out_of_sample) / len(folds)
-    return len(folds), max(1, round(run))
+    steps = len(folds) * (submission.combinations + 1)
+    return steps, max(1, round((submission.combinations * in_sample + out_of_sample) / steps))
+
+
+def walkforward_folds(job: JobRow) -> tuple[int, int]:
+    """(folds, folds done) of a walk-forward job, whose units are its steps."""
+    folds = int(job.payload["walkForward"]["folds"])
+    return folds, job.units_done * folds // (job.units or 1)
 
 
 # --- auth and profile ------------------------------------------------------------------------
@@ -557,8 +566,7 @@ def render_job(item: QueuedJob, *, with_result: bool = False) -> dict[str, Any]:
         out["combinations"] = job.units
         out["combinationsDone"] = job.units_done
     elif job.kind == "walk_forward":
-        out["folds"] = job.units
-        out["foldsDone"] = job.units_done
+        out["folds"], out["foldsDone"] = walkforward_folds(job)
     if with_result:
         out["payload"] = job.payload
         trades_path = f"/api/backtest/queue/{job.id}/trades"
@@ -622,11 +630,8 @@ def render_accepted_walkforward(
     item: QueuedJob, submission: WalkForwardSubmission
 ) -> dict[str, Any]:
     """render_accepted of a walk-forward: its folds, and the combinations each fold sweeps."""
-    return {
-        **render_accepted(item),
-        "folds": item.job.units,
-        "combinations": submission.combinations,
-    }
+    folds = submission.request.folds
+    return {**render_accepted(item), "folds": folds, "combinations": submission.combinations}
 
 
 def render_stats(stats: QueueStats) -> dict[str, Any]:

@@ -9,8 +9,8 @@ BACKTEST_OUTCOMES = ("completed", "failed", "cancelled", "timed_out", "crashed",
 #: What became of one combination of a sweep run in a chunk: `redone` ones were computed by
 #: a chunk that was then lost (its worker died or stopped) and count again when redone.
 SWEEP_COMBINATION_OUTCOMES = ("done", "redone", "cancelled")
-#: The chunked job kinds whose combinations are counted: a walk-forward's are those its folds
-#: sweep in-sample (each fold then runs one more backtest out-of-sample, not counted).
+#: The chunked job kinds whose combinations are counted: a walk-forward's are its units, the
+#: combinations its folds sweep in-sample and each fold's one out-of-sample backtest.
 SWEEP_KINDS = ("sweep", "walk_forward")
 NOTIFICATION_CHANNELS = ("email", "telegram")
 NOTIFICATION_OUTCOMES = ("sent", "failed", "retried", "skipped")

@@ -25,8 +25,8 @@ from algotcha.db import workers as worker_db
 from algotcha.db.job_chunks import ChunkRow, UnitRow
 from algotcha.db.jobs import JobRow
 from algotcha.db.pool import transaction
-from algotcha.errors import UnavailableError, ValidationError
-from algotcha.services import jobs, walkforwards
+from algotcha.errors import UnavailableError
+from algotcha.services import jobs
 from monitoring import metrics
 
 logger = logging.getLogger(__name__)
@@ -62,9 +62,12 @@ def cut(units: int, *, chunks: int = CHUNKS_PER_JOB) -> list[tuple[int, int]]:
 
 def chunks_of(job: JobRow) -> list[tuple[int, int]]:
     """The chunks of `job`: a walk-forward's folds share nothing a chunk could compute once,
-    and each is a sweep of its own, so each fold is a chunk."""
+    and each is a sweep of its own, so each fold is a chunk (its units are the fold's steps,
+    the same count in every fold)."""
     units = job.units or 1
-    return cut(units, chunks=units) if job.kind == "walk_forward" else cut(units)
+    if job.kind == "walk_forward":
+        return cut(units, chunks=int(job.payload["walkForward"]["folds"]))
+    return cut(units)
 
 
 def count(job: JobRow) -> int:
@@ -164,9 +167,8 @@ def complete(
         logger.exception("event=merge_failed job=%s", chunk.job_id)
         message = f"internal error while merging the chunks ({type(exc).__name__})"
         return fail(pool, claimed, message, outcome="crashed")
-    combinations = done.units * _combinations_per_unit(claimed.job)
-    metrics.SWEEP_COMBINATIONS.labels(claimed.job.kind, "done").inc(combinations)
-    metrics.SWEEP_COMBINATION_SECONDS.observe(elapsed_ms / 1000 / max(1, combinations))
+    metrics.SWEEP_COMBINATIONS.labels(claimed.job.kind, "done").inc(done.units)
+    metrics.SWEEP_COMBINATION_SECONDS.observe(elapsed_ms / 1000 / max(1, done.units))
     logger.info(
         "event=chunk_done job=%s chunk=%s worker=%s units=%s ms=%.0f job_units_done=%s/%s",
         chunk.job_id,
@@ -214,8 +216,7 @@ def stop(
             cancelled = job_db.update_job_finished(conn, job.id, None, status="cancelled")
             job_chunk_db.update_chunks_stopped(conn, job.id)
     if cancelled is not None:
-        lost = chunk.units * _combinations_per_unit(claimed.job)
-        metrics.SWEEP_COMBINATIONS.labels(claimed.job.kind, "cancelled").inc(lost)
+        metrics.SWEEP_COMBINATIONS.labels(claimed.job.kind, "cancelled").inc(chunk.units)
         logger.info("event=job_cancelled job=%s chunk=%s", chunk.job_id, chunk.chunk)
         return jobs.observe(cancelled, "cancelled")
     logger.info(
@@ -227,17 +228,6 @@ def stop(
     if released is not None and job is not None and job.status == "processing":
         wake(broker, chunk.job_id, 1)
     return None
-
-
-def _combinations_per_unit(job: JobRow) -> int:
-    """A sweep's unit is one combination; a walk-forward's is a fold, which sweeps them all
-    (0 for one whose stored request no longer parses: it fails when run)."""
-    if job.kind != "walk_forward":
-        return 1
-    try:
-        return walkforwards.combinations_of(job)
-    except ValidationError:
-        return 0
 
 
 def recover(
@@ -261,10 +251,9 @@ def recover(
                 chunk.chunk,
                 chunk.attempt,
             )
-            job = job_db.select_job(conn, chunk.job_id)
-            if job is not None:
-                lost = chunk.units * _combinations_per_unit(job)
-                metrics.SWEEP_COMBINATIONS.labels(job.kind, "redone").inc(lost)
+            owner = job_db.select_job(conn, chunk.job_id)
+            if owner is not None:
+                metrics.SWEEP_COMBINATIONS.labels(owner.kind, "redone").inc(chunk.units)
             if chunk.attempt >= settings.max_attempts:
                 error = (
                     f"the worker stopped while running chunk {chunk.chunk} of this job "

@@ -1,8 +1,10 @@
 """Walk-forwards through the queue: submit, the row of a fold, the merge, the folds table.
 
-A walk-forward is a chunked job (services/chunks.py runs its life) whose units are its
-folds, one per chunk: engine.walkforward.run_fold runs one in a worker's backtest process,
-and engine.walkforward.merge_folds stitches them when the last is done.
+A walk-forward is a chunked job (services/chunks.py runs its life) of one chunk per fold,
+whose units are the engine's steps (each in-sample combination, then the out-of-sample
+backtest), so progress and waits move within a fold: engine.walkforward.run_fold runs a fold
+in a worker's backtest process, and engine.walkforward.merge_folds stitches them when the last
+is done.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def submit(
 ) -> jobs.QueuedJob:
     """Cut a walk-forward's folds and queue it as one job: one position, one estimate, one
     notification; it counts against MAX_SWEEPS_PER_USER with the sweeps."""
-    folds, unit_bars = schemas.plan_walkforward(walk_forward, store)
+    units, unit_bars = schemas.plan_walkforward(walk_forward, store)
     return jobs.submit(
         pool,
         broker,
@@ -49,7 +51,7 @@ def submit(
         payload=walk_forward.document,
         notify_via=notify_via,
         kind="walk_forward",
-        units=folds,
+        units=units,
         unit_bars=unit_bars,
     )
 
@@ -59,14 +61,10 @@ def request_of(job: JobRow) -> engine.WalkForwardRequest:
     return schemas.parse_walkforward(job.payload, "sweep", max_combinations=sweeps.STORED_LIMIT)
 
 
-def combinations_of(job: JobRow) -> int:
-    """The combinations each fold of `job` sweeps in-sample."""
-    return len(engine.grid.plan(request_of(job).sweep).combinations)
-
-
 def unit_rows(fold: dict[str, Any]) -> list[UnitRow]:
     """A fold result as the backtest process sends it (FoldResult.as_dict(packed=True)) as
-    its one stored row: the JSON, and the segment's bytes."""
+    the one stored row of its chunk (numbered by the fold, not by its steps): the JSON, and
+    the segment's bytes."""
     data = {key: value for key, value in fold.items() if key != "segment"}
     return [UnitRow(int(fold["index"]), data, fold["segment"])]
 

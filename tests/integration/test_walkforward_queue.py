@@ -16,6 +16,7 @@ from algotcha import schemas
 from algotcha.config import Settings
 from tests.fixtures.app import User
 from tests.fixtures.polling import wait_for
+from tests.integration.test_events import Stream
 from tests.integration.test_sweeps import (
     cancel_with_both_workers_busy,
     chunks_of,
@@ -63,7 +64,14 @@ def test_two_workers_share_the_folds_and_match_the_engine_alone(
     body = accepted.json()
     assert body["folds"] == FOLDS and body["combinations"] == 18
     job_id = body["queueId"]
+    stream = Stream(ann, job_id)
     wait_for(lambda: status_of(db, job_id) == "completed", timeout_s=120, what="walk-forward")
+    events = []
+    while not events or events[-1]["status"] != "completed":
+        events.append(stream.next()[1])
+    stream.close()
+    progress = [event["progress"] for event in events]
+    assert progress == sorted(progress) and progress[-1] == 100
 
     chunks = chunks_of(db, job_id)
     assert [chunk for chunk, *_ in chunks] == list(range(FOLDS)), "not one chunk per fold"
@@ -156,8 +164,9 @@ def test_a_walkforward_while_a_sweep_runs_is_429_and_bad_ones_are_422(
         18 * (f.in_sample[1] - f.in_sample[0]) + f.out_of_sample[1] - f.out_of_sample[0]
         for f in folds
     )
+    steps = FOLDS * (18 + 1)  # a fold's units: its in-sample combinations, its out-of-sample run
     stored = db.execute("SELECT units, unit_bars FROM backtest_job WHERE kind = 'walk_forward'")
-    assert stored.fetchone() == (FOLDS, round(runs / FOLDS))
+    assert stored.fetchone() == (steps, round(runs / steps))
 
     def field_of(request: dict[str, Any]) -> str:
         answer = submit_walk(ann, request)
