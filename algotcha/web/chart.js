@@ -8,9 +8,9 @@ const MARGIN = { top: 14, right: 14, bottom: 28, left: 54 };
  * Draws into `container` (emptied first) at its current width. Options: `span` [t0, t1] (ms)
  * widens the time axis beyond the curve; `backdrop(frame)` returns SVG nodes drawn under the
  * curve, given {x(t), top, plotH, left, right, below}, and `backdropHeight` px is added under the
- * axis for what it draws there (below: the first free y).
+ * axis for what it draws there (below: the first free y); `caption` ends the chart's label.
  */
-export function drawEquity(container, curve, initialCapital, { span, backdrop, backdropHeight = 0 } = {}) {
+export function drawEquity(container, curve, initialCapital, { span, backdrop, backdropHeight = 0, caption = "" } = {}) {
   container.replaceChildren();
   const points = curve
     .filter((p) => p.equity !== null && p.equity !== undefined)
@@ -51,7 +51,7 @@ export function drawEquity(container, curve, initialCapital, { span, backdrop, b
   const last = points[points.length - 1];
   const label =
     `Equity curve from ${money(points[0].v)} to ${money(last.v)}; ` +
-    `deepest drawdown ${percent(worst.dd)} on ${new Date(worst.t).toISOString().slice(0, 10)}`;
+    `deepest drawdown ${percent(worst.dd)} on ${new Date(worst.t).toISOString().slice(0, 10)}${caption}`;
 
   const gradientId = `eq-fill-${Math.random().toString(36).slice(2, 8)}`;
   const grid = ticks.map((v) =>

@@ -238,6 +238,7 @@ export function foldBackdrop(folds) {
   const lane = folds.length > 8 ? 6 : 10;
   const gap = 3;
   return {
+    caption: `; ${windows.length} folds, each out-of-sample window shaded, each in-sample window on its lane below`,
     span: [Math.min(...windows.map((w) => w.is[0])), Math.max(...windows.map((w) => w.oos[1]))],
     backdropHeight: windows.length * (lane + gap) + 8,
     backdrop: ({ x, top, plotH, left, right, below }) => {

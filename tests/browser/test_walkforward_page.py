@@ -155,6 +155,9 @@ def test_a_trader_runs_a_walk_forward_watches_its_folds_and_reads_the_verdict(
         )
     expect(page.locator("#chart svg path.equity-line")).to_have_attribute("d", re.compile("^M"))
     expect(page.locator("#chart-title")).to_have_text("Stitched out-of-sample equity")
+    expect(page.locator("#chart svg.equity-chart")).to_have_attribute(
+        "aria-label", re.compile("; 4 folds, each out-of-sample window shaded")
+    )
 
     # The stitched trades in the trade table, as many as the stitched metrics count.
     trades = result["stitched"]["metrics"]["trades"]
