@@ -182,8 +182,9 @@ def run_chunk(
     delay_s: float = 0.0,
 ) -> Finished | Outcome:
     """Run one chunk of a sweep or one fold of a walk-forward as run() runs a backtest;
-    on_tick gets the combinations done in the chunk (of a fold: its fold_units), and Finished
-    holds engine.sweep.ChunkResult.as_dict() (of a fold: FoldResult.as_dict(packed=True)).
+    on_tick gets the units done in the chunk (of a fold: its steps, engine.walkforward's
+    fold_units), and Finished holds engine.sweep.ChunkResult.as_dict() (of a fold:
+    FoldResult.as_dict(packed=True)).
 
     Unlike a backtest's, the process outlives a chunk that finished: the next chunk of the
     same sweep on this worker reuses its bars, plan and indicators (loading 2.6 M bars alone
