@@ -62,6 +62,13 @@ class JobRow:
     def timeframe(self) -> str | None:
         return self.backtest_payload.get("timeframe")
 
+    @property
+    def folds(self) -> int | None:
+        """A walk-forward's folds; None for other kinds."""
+        if self.kind != "walk_forward":
+            return None
+        return int(self.payload["walkForward"]["folds"])
+
 
 @dataclass(frozen=True)
 class JobListRow:
@@ -85,6 +92,7 @@ class JobListRow:
     error: str | None
     units: int | None
     units_done: int
+    folds: int | None  # a walk-forward's; None for other kinds
 
 
 @dataclass(frozen=True)
@@ -239,7 +247,9 @@ def select_jobs_for_user(
         SELECT id, user_id, kind, strategy_name,
             data ->> 'symbol' AS symbol, data ->> 'timeframe' AS timeframe,
             notify_via, status, priority, progress, attempt,
-            created_at, started_at, completed_at, error, units, units_done
+            created_at, started_at, completed_at, error, units, units_done,
+            CASE WHEN kind = 'walk_forward'
+                 THEN (payload -> 'walkForward' ->> 'folds')::int END AS folds
         FROM backtest_job,
             LATERAL (SELECT CASE WHEN kind = 'backtest' THEN payload
                                  ELSE payload -> 'payload' END AS data) AS named
