@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from algotcha import __version__
 from algotcha.config import Settings, load_settings
@@ -606,14 +606,7 @@ def _backtest_run(args: argparse.Namespace, settings: Settings) -> int:
     if args.csv is not None:
         _write_csv(args.csv, result.as_dict())
     if args.json:
-        import orjson
-
-        # A 90k-trade result is ~25 MB of JSON: json.dumps with indent falls back to its pure
-        # Python encoder (seconds); orjson writes it in tens of milliseconds.
-        document = result.as_dict(keys=schemas.camel)
-        sys.stdout.flush()
-        sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
-        sys.stdout.buffer.flush()
+        write_json(result.as_dict(keys=schemas.camel), sys.stdout.buffer)
         return EXIT_OK
     m = result.metrics
     print(f"{request.strategy_name}  {request.symbol} {request.timeframe}")
@@ -661,7 +654,7 @@ def _sweep_run(args: argparse.Namespace, settings: Settings) -> int:
     if args.grid:
         args.grid.write_text(schemas.render_grid_csv(result))
     if args.json:
-        print(json.dumps(schemas.render_sweep(result), indent=2))
+        write_json(schemas.render_sweep(result), sys.stdout.buffer)
         return EXIT_OK
     print(f"{base.strategy_name}  {base.symbol} {base.timeframe}  {result.elapsed_ms / 1000:.1f} s")
     print(
@@ -713,12 +706,7 @@ def _walkforward_run(args: argparse.Namespace, settings: Settings) -> int:
         raise schemas.sweep_error(exc, "") from None
     logger.info("walkforward finished folds=%d ms=%.0f", request.folds, result.elapsed_ms)
     if args.json:
-        import orjson
-
-        document = schemas.render_walkforward(result)
-        sys.stdout.flush()
-        sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
-        sys.stdout.buffer.flush()
+        write_json(schemas.render_walkforward(result), sys.stdout.buffer)
         return EXIT_OK
     stitched = result.stitched.metrics
     objective = schemas.camel(request.sweep.objective)
@@ -744,6 +732,18 @@ def _walkforward_run(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(f"  {result.reading}")
     return EXIT_OK
+
+
+def write_json(document: Any, out: BinaryIO) -> None:
+    """A command's result as indented JSON on `out` (stdout's buffer), straight from orjson: a
+    90,000-trade backtest is ~30 MB, which json.dumps with indent writes in pure Python
+    (seconds) and orjson in tens of milliseconds, with the newline appended in place."""
+    import orjson
+
+    data = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    sys.stdout.flush()  # anything printed before stays before
+    out.write(data)
+    out.flush()
 
 
 def _figure(value: float | int | None) -> str:
