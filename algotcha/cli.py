@@ -12,16 +12,20 @@ import tempfile
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from algotcha import __version__
 from algotcha.config import Settings, load_settings
-from algotcha.errors import AlgotchaError, ConfigError
+from algotcha.errors import AlgotchaError, ConfigError, MalformedJSONError, ValidationError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     import engine
     from algotcha.notify import telegram
     from algotcha.services import marketdata
+    from engine.sweep import SweepResult
+    from engine.walkforward import WalkForwardResult
 
 logger = logging.getLogger("algotcha")
 
@@ -598,7 +602,7 @@ def _backtest_run(args: argparse.Namespace, settings: Settings) -> int:
     import engine
     from algotcha import schemas
 
-    request = schemas.parse_payload(schemas.parse_json(args.payload.read_bytes()), path="payload")
+    request = schemas.parse_payload(_request_document(args.payload), path="payload")
     try:
         result = engine.backtest(request, engine.BarStore(settings.data_dir))
     except engine.EngineError as exc:
@@ -633,24 +637,20 @@ def _sweep_run(args: argparse.Namespace, settings: Settings) -> int:
 
     import engine
     from algotcha import schemas
-    from algotcha.progress import ProgressBar
 
-    store = engine.BarStore(settings.data_dir)
     request = schemas.parse_sweep(
-        schemas.parse_json(args.request.read_bytes()),
-        max_combinations=settings.max_sweep_combinations,
+        _request_document(args.request), max_combinations=settings.max_sweep_combinations
     )
-    try:
-        request = dataclasses.replace(request, base=engine.check(request.base, store))
-        base = request.base
-        bars = store.load(base.symbol, base.timeframe, base.start, base.end)
-        total = len(engine.grid.plan(request).combinations)
+    base = request.base
+
+    def prepare(checked: engine.BacktestRequest, bars: pd.DataFrame) -> _Prepared[SweepResult]:
+        sweep = dataclasses.replace(request, base=checked)
+        total = len(engine.grid.plan(sweep).combinations)
         logger.info("sweep started combinations=%d bars=%d", total, len(bars))
-        with ProgressBar(total, "combinations", sys.stderr) as bar:
-            result = engine.sweep.run(request, bars, on_progress=bar.update)
-    except engine.EngineError as exc:
-        raise schemas.sweep_error(exc) from None
-    logger.info("sweep finished combinations=%d ms=%.0f", total, result.elapsed_ms)
+        return total, "combinations", lambda tick: engine.sweep.run(sweep, bars, on_progress=tick)
+
+    result = _run_with_progress(settings, base, prepare, error_path="sweep")
+    logger.info("sweep finished combinations=%d ms=%.0f", result.combinations, result.elapsed_ms)
     if args.grid:
         args.grid.write_text(schemas.render_grid_csv(result))
     if args.json:
@@ -677,33 +677,36 @@ def _walkforward_run(args: argparse.Namespace, settings: Settings) -> int:
 
     import engine
     from algotcha import schemas
-    from algotcha.progress import ProgressBar
     from engine import walkforward
 
-    store = engine.BarStore(settings.data_dir)
     request = schemas.parse_walkforward(
-        schemas.parse_json(args.request.read_bytes()),
-        max_combinations=settings.max_sweep_combinations,
+        _request_document(args.request), max_combinations=settings.max_sweep_combinations
     )
-    try:
-        base = engine.check(request.sweep.base, store)
-        request = dataclasses.replace(request, sweep=dataclasses.replace(request.sweep, base=base))
-        bars = store.load(base.symbol, base.timeframe, base.start, base.end)
-        laid_out = engine.grid.plan(request.sweep)
-        folds = walkforward.plan_folds(request, bars, laid_out=laid_out)  # before any log line
-        total = request.folds * walkforward.fold_units(laid_out)
+    base = request.sweep.base
+
+    def prepare(
+        checked: engine.BacktestRequest, bars: pd.DataFrame
+    ) -> _Prepared[WalkForwardResult]:
+        checked_request = dataclasses.replace(
+            request, sweep=dataclasses.replace(request.sweep, base=checked)
+        )
+        laid_out = engine.grid.plan(checked_request.sweep)
+        folds = walkforward.plan_folds(checked_request, bars, laid_out=laid_out)  # before logging
         logger.info(
             "walkforward started folds=%d combinations=%d bars=%d",
             request.folds,
             len(laid_out.combinations),
             len(bars),
         )
-        with ProgressBar(total, "steps", sys.stderr) as bar:
-            result = walkforward.run(
-                request, bars, on_progress=bar.update, laid_out=laid_out, folds=folds
-            )
-    except engine.EngineError as exc:
-        raise schemas.sweep_error(exc, "") from None
+        return (
+            request.folds * walkforward.fold_units(laid_out),
+            "steps",
+            lambda tick: walkforward.run(
+                checked_request, bars, on_progress=tick, laid_out=laid_out, folds=folds
+            ),
+        )
+
+    result = _run_with_progress(settings, base, prepare, error_path="")
     logger.info("walkforward finished folds=%d ms=%.0f", request.folds, result.elapsed_ms)
     if args.json:
         write_json(schemas.render_walkforward(result), sys.stdout.buffer)
@@ -732,6 +735,50 @@ def _walkforward_run(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(f"  {result.reading}")
     return EXIT_OK
+
+
+def _request_document(path: Path) -> Any:
+    """The JSON document in a request file, read as strictly as the API reads a body; an
+    unreadable or non-JSON file is the user's to fix, named in the message."""
+    from algotcha import schemas
+
+    try:
+        body = path.read_bytes()
+    except OSError as exc:
+        raise ValidationError.for_field(str(path), f"cannot be read ({exc.strerror})") from None
+    try:
+        return schemas.parse_json(body)
+    except MalformedJSONError as exc:
+        raise ValidationError.for_field(str(path), exc.detail) from None
+
+
+T = TypeVar("T")
+# (progress units, their name, run(on_progress) -> result): a sweep or walk-forward ready to go
+_Prepared = tuple[int, str, Callable[[Callable[[int], None]], T]]
+
+
+def _run_with_progress(
+    settings: Settings,
+    base: engine.BacktestRequest,
+    prepare: Callable[[engine.BacktestRequest, pd.DataFrame], _Prepared[T]],
+    *,
+    error_path: str,
+) -> T:
+    """Checks `base` against the stored data, loads its bars, and runs what `prepare` makes of
+    them under a progress bar; engine errors are raised with their request field."""
+    import engine
+    from algotcha import schemas
+    from algotcha.progress import ProgressBar
+
+    store = engine.BarStore(settings.data_dir)
+    try:
+        checked = engine.check(base, store)
+        bars = store.load(checked.symbol, checked.timeframe, checked.start, checked.end)
+        total, unit, run = prepare(checked, bars)
+        with ProgressBar(total, unit, sys.stderr) as bar:
+            return run(bar.update)
+    except engine.EngineError as exc:
+        raise schemas.sweep_error(exc, error_path) from None
 
 
 def write_json(document: Any, out: BinaryIO) -> None:
