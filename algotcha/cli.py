@@ -458,18 +458,20 @@ def _day(text: str, *, last: bool) -> date:
 
 def _data_import(args: argparse.Namespace, settings: Settings) -> int:
     import engine
+    from algotcha.progress import Progress
     from algotcha.services import marketdata
-    from algotcha.terminal import Progress
 
     store = engine.BarStore(settings.data_dir)
-    progress = Progress(len(args.files), "files read")
     try:
-        info = marketdata.import_files(
-            store, args.symbol, args.files, append=args.append, on_file=progress.advance
-        )
-        progress.close()
+        with Progress(len(args.files), "files") as progress:
+            info = marketdata.import_files(
+                store,
+                args.symbol,
+                args.files,
+                append=args.append,
+                on_file=lambda name: progress.advance(name, "read"),
+            )
     except engine.EngineError as exc:
-        progress.close()
         print(f"algotcha: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except OSError as exc:
@@ -649,7 +651,7 @@ def _sweep_run(args: argparse.Namespace, settings: Settings) -> int:
         logger.info("sweep started combinations=%d bars=%d", total, len(bars))
         return total, "combinations", lambda tick: engine.sweep.run(sweep, bars, on_progress=tick)
 
-    result = _run_with_progress(settings, base, prepare, error_path="sweep")
+    result = _run_with_progress(settings, base, prepare, error_path="sweep", quiet=args.json)
     logger.info("sweep finished combinations=%d ms=%.0f", result.combinations, result.elapsed_ms)
     if args.grid:
         args.grid.write_text(schemas.render_grid_csv(result))
@@ -706,7 +708,7 @@ def _walkforward_run(args: argparse.Namespace, settings: Settings) -> int:
             ),
         )
 
-    result = _run_with_progress(settings, base, prepare, error_path="")
+    result = _run_with_progress(settings, base, prepare, error_path="", quiet=args.json)
     logger.info("walkforward finished folds=%d ms=%.0f", request.folds, result.elapsed_ms)
     if args.json:
         write_json(schemas.render_walkforward(result), sys.stdout.buffer)
@@ -763,20 +765,22 @@ def _run_with_progress(
     prepare: Callable[[engine.BacktestRequest, pd.DataFrame], _Prepared[T]],
     *,
     error_path: str,
+    quiet: bool,
 ) -> T:
     """Checks `base` against the stored data, loads its bars, and runs what `prepare` makes of
-    them under a progress bar; engine errors are raised with their request field."""
+    them with progress on stderr (none when `quiet`: --json); engine errors are raised with
+    their request field."""
     import engine
     from algotcha import schemas
-    from algotcha.progress import ProgressBar
+    from algotcha.progress import Progress
 
     store = engine.BarStore(settings.data_dir)
     try:
         checked = engine.check(base, store)
         bars = store.load(checked.symbol, checked.timeframe, checked.start, checked.end)
         total, unit, run = prepare(checked, bars)
-        with ProgressBar(total, unit, sys.stderr) as bar:
-            return run(bar.update)
+        with Progress(total, unit, quiet=quiet) as progress:
+            return run(progress.update)
     except engine.EngineError as exc:
         raise schemas.sweep_error(exc, error_path) from None
 
