@@ -7,8 +7,10 @@ import getpass
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -32,6 +34,8 @@ logger = logging.getLogger("algotcha")
 EXIT_OK = 0
 EXIT_FAILURE = 1  # a bug or an unexpected environment: the log has the traceback
 EXIT_USER_ERROR = 2  # bad configuration or input: the message says what to change
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command stopped by Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away (`| head`)
 # After SIGTERM, requests still running after this long are cancelled, so the API always
 # stops (and runs its clean-up) well inside systemd's TimeoutStopSec (30 s). Event streams
 # end by themselves within about a second; this is the backstop for anything else.
@@ -41,6 +45,7 @@ API_SHUTDOWN_TIMEOUT_S = 10
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    previous = _stop_at_second_interrupt() if args.one_shot else None
     try:
         settings = load_settings(os.environ)
         _configure_logging(settings.log_level)
@@ -51,10 +56,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"algotcha: {exc.detail}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        return EXIT_OK
+        if not args.one_shot:
+            return EXIT_OK  # Ctrl-C is how a service is stopped
+        # on a terminal the ^C echo is on the current line
+        print("\n" * sys.stderr.isatty() + "algotcha: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of stdout went away (`| head`): not a failure to report. Python would
+        # try to flush stdout again at exit and print that error: point it at /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception:
         logger.exception("event=command_failed")
         return EXIT_FAILURE
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _stop_at_second_interrupt() -> signal.Handlers | Callable[..., Any] | int | None:
+    """The first Ctrl-C raises KeyboardInterrupt, so a command can finish what is in flight
+    (a download's open files) and say so; the second stops the process at once, whatever it
+    is waiting for. The previous handler is returned (None off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGINT, interrupt)
 
 
 def _configure_logging(level: str) -> None:
@@ -84,7 +115,9 @@ def _set_engine_threads(threads: int) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="algotcha", description="Queued trading backtests.")
     parser.add_argument("--version", action="version", version=__version__)
-    parser.set_defaults(result_on_stdout=False)
+    # One-shot commands stop on Ctrl-C with EXIT_INTERRUPTED; services (one_shot=False) stop
+    # cleanly on it and handle their signals themselves.
+    parser.set_defaults(one_shot=True)
     sub = parser.add_subparsers(required=True, metavar="command")
 
     api = sub.add_parser("api", help="serve the HTTP API (uvicorn)")
@@ -92,19 +125,19 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     api.add_argument("--migrate", action="store_true", help="apply migrations first")
     api.add_argument("--workers", type=int, default=1, help="API processes (default 1)")
-    api.set_defaults(command=_api)
+    api.set_defaults(command=_api, one_shot=False)
 
     worker = sub.add_parser("worker", help="run backtests, one at a time")
     worker.add_argument("--migrate", action="store_true", help="apply migrations first")
-    worker.set_defaults(command=_worker)
+    worker.set_defaults(command=_worker, one_shot=False)
 
     notifier = sub.add_parser("notifier", help="deliver notifications (Telegram, email)")
     notifier.add_argument("--migrate", action="store_true", help="apply migrations first")
-    notifier.set_defaults(command=_notifier)
+    notifier.set_defaults(command=_notifier, one_shot=False)
 
     poll = sub.add_parser("telegram-poll", help="answer the Telegram bot by long polling")
     poll.add_argument("--timeout", type=int, default=30, help="getUpdates long-poll seconds")
-    poll.set_defaults(command=_telegram_poll)
+    poll.set_defaults(command=_telegram_poll, one_shot=False)
 
     tg = sub.add_parser("telegram", help="manage the Telegram bot").add_subparsers(
         required=True, metavar="action"
@@ -117,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     up.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     up.add_argument("--var", type=Path, default=Path("var"), help="state directory (default ./var)")
-    up.set_defaults(command=_up)
+    up.set_defaults(command=_up, one_shot=False)
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(command=_migrate)
 
@@ -204,7 +237,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="also write trades.csv, equity.csv and result.json into DIR (as the API exports)",
     )
-    run.set_defaults(command=_backtest_run, result_on_stdout=True)
+    run.set_defaults(command=_backtest_run)
 
     sweep = sub.add_parser("sweep", help="run parameter sweeps locally").add_subparsers(
         required=True, metavar="action"
@@ -213,7 +246,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep_run.add_argument("request", type=Path, help="JSON file holding one sweep request")
     sweep_run.add_argument("--json", action="store_true", help="print the SweepResult as JSON")
     sweep_run.add_argument("--grid", type=Path, help="also write every combination here as CSV")
-    sweep_run.set_defaults(command=_sweep_run, result_on_stdout=True)
+    sweep_run.set_defaults(command=_sweep_run)
 
     walk = sub.add_parser("walkforward", help="run walk-forward analyses locally")
     walk_actions = walk.add_subparsers(required=True, metavar="action")
@@ -224,7 +257,7 @@ def _parser() -> argparse.ArgumentParser:
         "request", type=Path, help="JSON file holding one sweep request with walkForward"
     )
     walk_run.add_argument("--json", action="store_true", help="print the result as JSON")
-    walk_run.set_defaults(command=_walkforward_run, result_on_stdout=True)
+    walk_run.set_defaults(command=_walkforward_run)
     return parser
 
 
@@ -649,7 +682,11 @@ def _sweep_run(args: argparse.Namespace, settings: Settings) -> int:
         sweep = dataclasses.replace(request, base=checked)
         total = len(engine.grid.plan(sweep).combinations)
         logger.info("sweep started combinations=%d bars=%d", total, len(bars))
-        return total, "combinations", lambda tick: engine.sweep.run(sweep, bars, on_progress=tick)
+        return (
+            total,
+            "combinations",
+            lambda tick, stop: engine.sweep.run(sweep, bars, on_progress=tick, should_cancel=stop),
+        )
 
     result = _run_with_progress(settings, base, prepare, error_path="sweep", quiet=args.json)
     logger.info("sweep finished combinations=%d ms=%.0f", result.combinations, result.elapsed_ms)
@@ -703,8 +740,13 @@ def _walkforward_run(args: argparse.Namespace, settings: Settings) -> int:
         return (
             request.folds * walkforward.fold_units(laid_out),
             "steps",
-            lambda tick: walkforward.run(
-                checked_request, bars, on_progress=tick, laid_out=laid_out, folds=folds
+            lambda tick, stop: walkforward.run(
+                checked_request,
+                bars,
+                on_progress=tick,
+                should_cancel=stop,
+                laid_out=laid_out,
+                folds=folds,
             ),
         )
 
@@ -755,8 +797,9 @@ def _request_document(path: Path) -> Any:
 
 
 T = TypeVar("T")
-# (progress units, their name, run(on_progress) -> result): a sweep or walk-forward ready to go
-_Prepared = tuple[int, str, Callable[[Callable[[int], None]], T]]
+# (progress units, their name, run(on_progress, should_cancel) -> result): a sweep or
+# walk-forward ready to go
+_Prepared = tuple[int, str, Callable[[Callable[[int], None], Callable[[], bool]], T]]
 
 
 def _run_with_progress(
@@ -769,7 +812,14 @@ def _run_with_progress(
 ) -> T:
     """Checks `base` against the stored data, loads its bars, and runs what `prepare` makes of
     them with progress on stderr (none when `quiet`: --json); engine errors are raised with
-    their request field."""
+    their request field.
+
+    The engine runs in a thread of its own: Python runs signal handlers in the main thread
+    only, between bytecodes, so a compiled loop would hold Ctrl-C back for seconds. Here the
+    first Ctrl-C is seen at once and asks the engine to stop at its next progress step; a
+    second one (main() made it the default action) stops the process without waiting."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import engine
     from algotcha import schemas
     from algotcha.progress import Progress
@@ -779,8 +829,17 @@ def _run_with_progress(
         checked = engine.check(base, store)
         bars = store.load(checked.symbol, checked.timeframe, checked.start, checked.end)
         total, unit, run = prepare(checked, bars)
-        with Progress(total, unit, quiet=quiet) as progress:
-            return run(progress.update)
+        stop = threading.Event()
+        with (
+            Progress(total, unit, quiet=quiet) as progress,
+            ThreadPoolExecutor(1, thread_name_prefix="engine") as pool,
+        ):
+            running = pool.submit(run, progress.update, stop.is_set)
+            try:
+                return running.result()
+            except KeyboardInterrupt:
+                stop.set()  # the pool's exit waits for the engine to notice
+                raise
     except engine.EngineError as exc:
         raise schemas.sweep_error(exc, error_path) from None
 
