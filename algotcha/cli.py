@@ -618,8 +618,31 @@ def _write_csv(directory: Path, result: dict[str, Any]) -> None:
     --json output on stdout stays one JSON document."""
     from algotcha import exports
 
-    for path in exports.write_files(directory, result):
-        print(f"wrote {path}", file=sys.stderr)
+    try:
+        for path in exports.write_files(directory, result):
+            print(f"wrote {path}", file=sys.stderr)
+    except OSError as exc:
+        raise _unwritable("--csv", exc) from None
+
+
+def _check_output(option: str, path: Path, *, folder: bool) -> None:
+    """Refuses an output path that cannot be written before the work that fills it runs (a
+    sweep may take minutes); a folder for `folder`, else a file."""
+    if folder:
+        if path.exists() and not path.is_dir():
+            raise ValidationError.for_field(option, f"{path} is a file; give a folder")
+        return
+    if path.is_dir():
+        raise ValidationError.for_field(option, f"{path} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise ValidationError.for_field(option, f"the folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise ValidationError.for_field(option, f"the folder {path.parent} is not writable")
+
+
+def _unwritable(option: str, exc: OSError) -> ValidationError:
+    where = f"{exc.filename} " if exc.filename else ""
+    return ValidationError.for_field(option, f"{where}cannot be written ({exc.strerror or exc})")
 
 
 def _describe(source: engine.DatasetSource | None) -> str:
@@ -638,6 +661,8 @@ def _backtest_run(args: argparse.Namespace, settings: Settings) -> int:
     from algotcha import schemas
 
     request = schemas.parse_payload(_request_document(args.payload), path="payload")
+    if args.csv is not None:
+        _check_output("--csv", args.csv, folder=True)
     try:
         result = engine.backtest(request, engine.BarStore(settings.data_dir))
     except engine.EngineError as exc:
@@ -676,6 +701,8 @@ def _sweep_run(args: argparse.Namespace, settings: Settings) -> int:
     request = schemas.parse_sweep(
         _request_document(args.request), max_combinations=settings.max_sweep_combinations
     )
+    if args.grid:
+        _check_output("--grid", args.grid, folder=False)
     base = request.base
 
     def prepare(checked: engine.BacktestRequest, bars: pd.DataFrame) -> _Prepared[SweepResult]:
@@ -691,7 +718,10 @@ def _sweep_run(args: argparse.Namespace, settings: Settings) -> int:
     result = _run_with_progress(settings, base, prepare, error_path="sweep", quiet=args.json)
     logger.info("sweep finished combinations=%d ms=%.0f", result.combinations, result.elapsed_ms)
     if args.grid:
-        args.grid.write_text(schemas.render_grid_csv(result))
+        try:
+            args.grid.write_text(schemas.render_grid_csv(result))
+        except OSError as exc:
+            raise _unwritable("--grid", exc) from None
     if args.json:
         write_json(schemas.render_sweep(result), sys.stdout.buffer)
         return EXIT_OK

@@ -1,13 +1,15 @@
-"""The local commands given a file they cannot use: one line naming it, exit 2, no traceback."""
+"""The local commands given a file they cannot use (to read a request from or to write
+output to): one line naming it, exit 2, no traceback."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from algotcha import cli
-from tests.unit.algotcha.test_cli_sweep import algotcha, data_dir
+from tests.unit.algotcha.test_cli_sweep import algotcha, data_dir, sweep_file
 
 __all__ = ["data_dir"]  # the sweep CLI tests' bars
 
@@ -45,3 +47,31 @@ def test_a_directory_given_as_the_request_file_is_named(data_dir: Path, tmp_path
 
     assert done.returncode == cli.EXIT_USER_ERROR
     assert done.stderr == f"algotcha: {tmp_path}: cannot be read (Is a directory)\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sweep", "run", "REQUEST", "--grid", "TMP/missing/grid.csv"],
+         "--grid: the folder TMP/missing does not exist"),
+        (["sweep", "run", "REQUEST", "--grid", "TMP"], "--grid: TMP is a folder; give a file name"),
+        (["backtest", "run", "PAYLOAD", "--csv", "TMP/sweep.json"],
+         "--csv: TMP/sweep.json is a file; give a folder"),
+    ],
+    ids=["grid-folder-missing", "grid-is-a-folder", "csv-is-a-file"],
+)  # fmt: skip
+def test_an_output_path_that_cannot_be_written_is_refused_before_the_run(
+    data_dir: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    request = sweep_file(tmp_path)
+    payload = tmp_path / "payload.json"
+    rules = {"longEntry": "close > open", "longExit": "close < open"}
+    payload.write_text(json.dumps(json.loads(request.read_text())["payload"] | rules))
+    names = {"REQUEST": str(request), "PAYLOAD": str(payload)}
+    argv = [names.get(arg, arg.replace("TMP", str(tmp_path))) for arg in args]
+
+    done = algotcha(data_dir, *argv)
+
+    assert done.returncode == cli.EXIT_USER_ERROR
+    assert done.stderr.endswith(f"algotcha: {message.replace('TMP', str(tmp_path))}\n")
+    assert "started" not in done.stderr  # refused before any work
