@@ -696,6 +696,7 @@ def _sweep_run(args: argparse.Namespace, settings: Settings) -> int:
     import dataclasses
 
     import engine
+    import engine.sweep  # numba's start-up, before the progress clock starts
     from algotcha import schemas
 
     request = schemas.parse_sweep(
