@@ -14,11 +14,11 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from algotcha import __version__
+from algotcha import __version__, local
 from algotcha.config import Settings, load_settings
-from algotcha.errors import AlgotchaError, ConfigError, MalformedJSONError, ValidationError
+from algotcha.errors import AlgotchaError, ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -622,27 +622,7 @@ def _write_csv(directory: Path, result: dict[str, Any]) -> None:
         for path in exports.write_files(directory, result):
             print(f"wrote {path}", file=sys.stderr)
     except OSError as exc:
-        raise _unwritable("--csv", exc) from None
-
-
-def _check_output(option: str, path: Path, *, folder: bool) -> None:
-    """Refuses an output path that cannot be written before the work that fills it runs (a
-    sweep may take minutes); a folder for `folder`, else a file."""
-    if folder:
-        if path.exists() and not path.is_dir():
-            raise ValidationError.for_field(option, f"{path} is a file; give a folder")
-        return
-    if path.is_dir():
-        raise ValidationError.for_field(option, f"{path} is a folder; give a file name")
-    if not path.parent.is_dir():
-        raise ValidationError.for_field(option, f"the folder {path.parent} does not exist")
-    if not os.access(path.parent, os.W_OK):
-        raise ValidationError.for_field(option, f"the folder {path.parent} is not writable")
-
-
-def _unwritable(option: str, exc: OSError) -> ValidationError:
-    where = f"{exc.filename} " if exc.filename else ""
-    return ValidationError.for_field(option, f"{where}cannot be written ({exc.strerror or exc})")
+        raise local.unwritable("--csv", exc) from None
 
 
 def _describe(source: engine.DatasetSource | None) -> str:
@@ -660,9 +640,9 @@ def _backtest_run(args: argparse.Namespace, settings: Settings) -> int:
     import engine
     from algotcha import schemas
 
-    request = schemas.parse_payload(_request_document(args.payload), path="payload")
+    request = schemas.parse_payload(local.read_request(args.payload), path="payload")
     if args.csv is not None:
-        _check_output("--csv", args.csv, folder=True)
+        local.check_output("--csv", args.csv, folder=True)
     try:
         result = engine.backtest(request, engine.BarStore(settings.data_dir))
     except engine.EngineError as exc:
@@ -670,7 +650,7 @@ def _backtest_run(args: argparse.Namespace, settings: Settings) -> int:
     if args.csv is not None:
         _write_csv(args.csv, result.as_dict())
     if args.json:
-        write_json(result.as_dict(keys=schemas.camel), sys.stdout.buffer)
+        local.write_json(result.as_dict(keys=schemas.camel), sys.stdout.buffer)
         return EXIT_OK
     m = result.metrics
     print(f"{request.strategy_name}  {request.symbol} {request.timeframe}")
@@ -700,13 +680,13 @@ def _sweep_run(args: argparse.Namespace, settings: Settings) -> int:
     from algotcha import schemas
 
     request = schemas.parse_sweep(
-        _request_document(args.request), max_combinations=settings.max_sweep_combinations
+        local.read_request(args.request), max_combinations=settings.max_sweep_combinations
     )
     if args.grid:
-        _check_output("--grid", args.grid, folder=False)
+        local.check_output("--grid", args.grid, folder=False)
     base = request.base
 
-    def prepare(checked: engine.BacktestRequest, bars: pd.DataFrame) -> _Prepared[SweepResult]:
+    def prepare(checked: engine.BacktestRequest, bars: pd.DataFrame) -> local.Prepared[SweepResult]:
         sweep = dataclasses.replace(request, base=checked)
         total = len(engine.grid.plan(sweep).combinations)
         logger.info("sweep started combinations=%d bars=%d", total, len(bars))
@@ -716,15 +696,15 @@ def _sweep_run(args: argparse.Namespace, settings: Settings) -> int:
             lambda tick, stop: engine.sweep.run(sweep, bars, on_progress=tick, should_cancel=stop),
         )
 
-    result = _run_with_progress(settings, base, prepare, error_path="sweep", quiet=args.json)
+    result = local.run_with_progress(settings, base, prepare, error_path="sweep", quiet=args.json)
     logger.info("sweep finished combinations=%d ms=%.0f", result.combinations, result.elapsed_ms)
     if args.grid:
         try:
             args.grid.write_text(schemas.render_grid_csv(result))
         except OSError as exc:
-            raise _unwritable("--grid", exc) from None
+            raise local.unwritable("--grid", exc) from None
     if args.json:
-        write_json(schemas.render_sweep(result), sys.stdout.buffer)
+        local.write_json(schemas.render_sweep(result), sys.stdout.buffer)
         return EXIT_OK
     print(f"{base.strategy_name}  {base.symbol} {base.timeframe}  {result.elapsed_ms / 1000:.1f} s")
     print(
@@ -750,13 +730,13 @@ def _walkforward_run(args: argparse.Namespace, settings: Settings) -> int:
     from engine import walkforward
 
     request = schemas.parse_walkforward(
-        _request_document(args.request), max_combinations=settings.max_sweep_combinations
+        local.read_request(args.request), max_combinations=settings.max_sweep_combinations
     )
     base = request.sweep.base
 
     def prepare(
         checked: engine.BacktestRequest, bars: pd.DataFrame
-    ) -> _Prepared[WalkForwardResult]:
+    ) -> local.Prepared[WalkForwardResult]:
         checked_request = dataclasses.replace(
             request, sweep=dataclasses.replace(request.sweep, base=checked)
         )
@@ -781,10 +761,10 @@ def _walkforward_run(args: argparse.Namespace, settings: Settings) -> int:
             ),
         )
 
-    result = _run_with_progress(settings, base, prepare, error_path="", quiet=args.json)
+    result = local.run_with_progress(settings, base, prepare, error_path="", quiet=args.json)
     logger.info("walkforward finished folds=%d ms=%.0f", request.folds, result.elapsed_ms)
     if args.json:
-        write_json(schemas.render_walkforward(result), sys.stdout.buffer)
+        local.write_json(schemas.render_walkforward(result), sys.stdout.buffer)
         return EXIT_OK
     stitched = result.stitched.metrics
     objective = schemas.camel(request.sweep.objective)
@@ -810,81 +790,6 @@ def _walkforward_run(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(f"  {result.reading}")
     return EXIT_OK
-
-
-def _request_document(path: Path) -> Any:
-    """The JSON document in a request file, read as strictly as the API reads a body; an
-    unreadable or non-JSON file is the user's to fix, named in the message."""
-    from algotcha import schemas
-
-    try:
-        body = path.read_bytes()
-    except OSError as exc:
-        raise ValidationError.for_field(str(path), f"cannot be read ({exc.strerror})") from None
-    try:
-        return schemas.parse_json(body)
-    except MalformedJSONError as exc:
-        raise ValidationError.for_field(str(path), exc.detail) from None
-
-
-T = TypeVar("T")
-# (progress units, their name, run(on_progress, should_cancel) -> result): a sweep or
-# walk-forward ready to go
-_Prepared = tuple[int, str, Callable[[Callable[[int], None], Callable[[], bool]], T]]
-
-
-def _run_with_progress(
-    settings: Settings,
-    base: engine.BacktestRequest,
-    prepare: Callable[[engine.BacktestRequest, pd.DataFrame], _Prepared[T]],
-    *,
-    error_path: str,
-    quiet: bool,
-) -> T:
-    """Checks `base` against the stored data, loads its bars, and runs what `prepare` makes of
-    them with progress on stderr (none when `quiet`: --json); engine errors are raised with
-    their request field.
-
-    The engine runs in a thread of its own: Python runs signal handlers in the main thread
-    only, between bytecodes, so a compiled loop would hold Ctrl-C back for seconds. Here the
-    first Ctrl-C is seen at once and asks the engine to stop at its next progress step; a
-    second one (main() made it the default action) stops the process without waiting."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import engine
-    from algotcha import schemas
-    from algotcha.progress import Progress
-
-    store = engine.BarStore(settings.data_dir)
-    try:
-        checked = engine.check(base, store)
-        bars = store.load(checked.symbol, checked.timeframe, checked.start, checked.end)
-        total, unit, run = prepare(checked, bars)
-        stop = threading.Event()
-        with (
-            Progress(total, unit, quiet=quiet) as progress,
-            ThreadPoolExecutor(1, thread_name_prefix="engine") as pool,
-        ):
-            running = pool.submit(run, progress.update, stop.is_set)
-            try:
-                return running.result()
-            except KeyboardInterrupt:
-                stop.set()  # the pool's exit waits for the engine to notice
-                raise
-    except engine.EngineError as exc:
-        raise schemas.sweep_error(exc, error_path) from None
-
-
-def write_json(document: Any, out: BinaryIO) -> None:
-    """A command's result as indented JSON on `out` (stdout's buffer), straight from orjson: a
-    90,000-trade backtest is ~30 MB, which json.dumps with indent writes in pure Python
-    (seconds) and orjson in tens of milliseconds, with the newline appended in place."""
-    import orjson
-
-    data = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
-    sys.stdout.flush()  # anything printed before stays before
-    out.write(data)
-    out.flush()
 
 
 def _figure(value: float | int | None) -> str:

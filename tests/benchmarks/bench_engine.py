@@ -54,7 +54,7 @@ import pandas as pd
 
 import engine
 from algotcha import schemas
-from algotcha.cli import write_json
+from algotcha.local import write_json
 from engine import metrics, resample, result
 from engine.simulate import Params, Signals, simulate
 from engine.synth import synth_bars
