@@ -40,6 +40,8 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away (`| head
 # stops (and runs its clean-up) well inside systemd's TimeoutStopSec (30 s). Event streams
 # end by themselves within about a second; this is the backstop for anything else.
 API_SHUTDOWN_TIMEOUT_S = 10
+# 20 years of 1-minute bars (10.5M, ~0.5 GB while generated): more would not fit in memory.
+MAX_SYNTH_DAYS = 7_300
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,7 +212,12 @@ def _parser() -> argparse.ArgumentParser:
     update.set_defaults(command=_data_update)
     synth = data.add_parser("synth", help="write a synthetic (clearly labelled) dataset")
     synth.add_argument("symbol", nargs="?", default="SYNTH", help="dataset name (default SYNTH)")
-    synth.add_argument("--days", type=int, default=365, help="days of 1-minute bars (default 365)")
+    synth.add_argument(
+        "--days",
+        type=_synth_days,
+        default=365,
+        help=f"days of 1-minute bars, 1 to {MAX_SYNTH_DAYS:,} (default 365)",
+    )
     synth.add_argument(
         "--start",
         type=utc_time,
@@ -592,12 +599,31 @@ def _span(info: engine.DatasetInfo) -> str:
     return f"{info.start:%Y-%m-%d %H:%M} to {info.end:%Y-%m-%d %H:%M} UTC"
 
 
+def _synth_days(text: str) -> int:
+    """An argparse type: a count of days that fits in memory as 1-minute bars."""
+    try:
+        days = int(text)
+    except ValueError:
+        days = 0
+    if not 1 <= days <= MAX_SYNTH_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a whole number from 1 to {MAX_SYNTH_DAYS:,}"
+        )
+    return days
+
+
 def _data_synth(args: argparse.Namespace, settings: Settings) -> int:
     import engine
     from engine.synth import synth_bars, synthetic_source
 
     bars = synth_bars(args.start, args.days * 24 * 60, seed=args.seed)
-    info = engine.BarStore(settings.data_dir).write(args.symbol, bars, source=synthetic_source())
+    try:
+        info = engine.BarStore(settings.data_dir).write(
+            args.symbol, bars, source=synthetic_source()
+        )
+    except engine.EngineError as exc:
+        print(f"algotcha: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
     print(f"{info.symbol}: {info.bars} synthetic bars (seed {args.seed}), not market data")
     return EXIT_OK
 
