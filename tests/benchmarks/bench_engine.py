@@ -151,10 +151,11 @@ def ours(store: engine.BarStore, request: engine.BacktestRequest, repeat: int) -
     run_ms, _ = median_ms(lambda: engine.run(checked, bars), repeat)
     total_ms, outcome = median_ms(lambda: engine.run(checked, store.load(*args)), repeat)
     total_median_ms = SPREAD[-1]
-    json_ms = json_output_ms(outcome, repeat)
+    json_ms, json_cpu_ms = json_output_ms(outcome, repeat)
     return {
         "total_median_ms": total_median_ms,
         "json_ms": json_ms,
+        "json_cpu_ms": json_cpu_ms,
         "run_ms": run_ms,
         "bars": len(bars),
         "trades": len(outcome.trades),
@@ -168,18 +169,22 @@ def ours(store: engine.BarStore, request: engine.BacktestRequest, repeat: int) -
     }
 
 
-def json_output_ms(outcome: engine.BacktestResult, repeat: int) -> float:
+def json_output_ms(outcome: engine.BacktestResult, repeat: int) -> tuple[float, float]:
     """`backtest run --json`'s output step as the CLI runs it: the result as a camelCase dict,
-    then its JSON bytes written to a file standing in for stdout."""
+    then its JSON bytes written to a file standing in for stdout. (best wall ms, best CPU ms):
+    on a shared machine the wall time also counts waiting for a core."""
     with tempfile.TemporaryFile() as sink:
 
-        def output() -> None:
+        def output() -> float:
             sink.seek(0)
             sink.truncate()
+            started = time.process_time()
             write_json(outcome.as_dict(keys=schemas.camel), sink)
+            return (time.process_time() - started) * 1000
 
-        elapsed, _ = median_ms(output, repeat)
-    return elapsed
+        cpu_times = []
+        elapsed, _ = median_ms(lambda: cpu_times.append(output()), repeat)
+    return elapsed, min(cpu_times)
 
 
 def backtesting_py(bars: pd.DataFrame, strategy: str) -> tuple[float, int] | None:
@@ -340,10 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     largest_label = max(sizes, key=lambda label: sizes[label])
     symbol = "BENCH" + largest_label.replace(".", "_").upper()
     cli = cli_json(directory, symbol)
-    cli["output_ms"] = next(
-        row["json_ms"] for row in rows
+    largest_row = next(
+        row for row in rows
         if (row["size"], row["timeframe"], row["strategy"]) == (largest_label, "1m", CLI_STRATEGY)
     )  # fmt: skip
+    cli["output_ms"], cli["output_cpu_ms"] = largest_row["json_ms"], largest_row["json_cpu_ms"]
     cold_ms = numba_cold_ms()
     targets = judge(rows, cli)
     print_tables(rows, targets)
@@ -463,7 +469,8 @@ def print_end_to_end(
         print(f"{row['strategy']:<13} {row['trades']:>7,} {row['total_median_ms']:8.1f} "
               f"{theirs} {ratio} {row['run_ms']:7.1f} {row['json_ms']:7.1f}")  # fmt: skip
     print(f"CLI backtest run --json ({cli['trades']:,} trades, {cli['bytes'] / 1e6:.1f} MB): "
-          f"output (result -> bytes on stdout) {cli['output_ms']:.0f} ms, target "
+          f"output (result -> bytes on stdout) {cli['output_ms']:.0f} ms wall "
+          f"({cli['output_cpu_ms']:.0f} ms CPU), target "
           f"{TARGET_CLI_MS:.0f} ms; whole command median {cli['median_ms']:.0f} ms wall of "
           f"{[round(t) for t in cli['times_ms']]}, {cli['cpu_median_ms']:.0f} ms CPU")  # fmt: skip
     print(f"numba cold start (import of the cached trade loop, fresh process): {cold_ms:.0f} ms")
