@@ -9,7 +9,7 @@ from engine import rules
 from engine.errors import Cancelled, DataError, EngineError, RuleError
 from engine.request import TIMEFRAMES, BacktestRequest
 from engine.result import BacktestResult, Trade
-from engine.run import backtest, check, run
+from engine.run import backtest, check, estimate_bars, run
 from engine.store import BarStore, DatasetInfo, DatasetSource
 
 if TYPE_CHECKING:
@@ -66,6 +66,7 @@ __all__ = [
     "WalkForwardResult",
     "backtest",
     "check",
+    "estimate_bars",
     "grid",
     "overfitting",
     "rules",
