@@ -29,11 +29,14 @@ logger = logging.getLogger(__name__)
 
 _context = multiprocessing.get_context("forkserver")
 # This module too: a backtest process unpickles _child_main from it. The engine's compiled
-# loops are imported (and their numba cache read) once, here, not in every process.
+# loops are imported (and their numba cache read) once, here, not in every process; `engine`
+# itself loads its sweep modules only on first use, so they are named.
 _context.set_forkserver_preload(
     [
         "actors.execution",
         "engine.tradeloop",
+        "engine.sweep",
+        "engine.walkforward",
         "engine.smoothing",
         "pandas",
         "numexpr",

@@ -7,36 +7,47 @@ import getpass
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from algotcha import __version__
+from algotcha import __version__, local
 from algotcha.config import Settings, load_settings
 from algotcha.errors import AlgotchaError, ConfigError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     import engine
     from algotcha.notify import telegram
     from algotcha.services import marketdata
+    from engine.sweep import SweepResult
+    from engine.walkforward import WalkForwardResult
 
 logger = logging.getLogger("algotcha")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1  # a bug or an unexpected environment: the log has the traceback
 EXIT_USER_ERROR = 2  # bad configuration or input: the message says what to change
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command stopped by Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away (`| head`)
 # After SIGTERM, requests still running after this long are cancelled, so the API always
 # stops (and runs its clean-up) well inside systemd's TimeoutStopSec (30 s). Event streams
 # end by themselves within about a second; this is the backstop for anything else.
 API_SHUTDOWN_TIMEOUT_S = 10
+# 20 years of 1-minute bars (10.5M, ~0.5 GB while generated): more would not fit in memory.
+MAX_SYNTH_DAYS = 7_300
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    previous = _stop_at_second_interrupt() if args.one_shot else None
     try:
         settings = load_settings(os.environ)
         _configure_logging(settings.log_level)
@@ -47,10 +58,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"algotcha: {exc.detail}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        return EXIT_OK
+        if not args.one_shot:
+            return EXIT_OK  # Ctrl-C is how a service is stopped
+        # on a terminal the ^C echo is on the current line
+        print("\n" * sys.stderr.isatty() + "algotcha: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of stdout went away (`| head`): not a failure to report. Python would
+        # try to flush stdout again at exit and print that error: point it at /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception:
         logger.exception("event=command_failed")
         return EXIT_FAILURE
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _stop_at_second_interrupt() -> signal.Handlers | Callable[..., Any] | int | None:
+    """The first Ctrl-C raises KeyboardInterrupt, so a command can finish what is in flight
+    (a download's open files) and say so; the second stops the process at once, whatever it
+    is waiting for. The previous handler is returned (None off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGINT, interrupt)
 
 
 def _configure_logging(level: str) -> None:
@@ -86,7 +123,9 @@ def _set_engine_threads(threads: int) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="algotcha", description="Queued trading backtests.")
     parser.add_argument("--version", action="version", version=__version__)
-    parser.set_defaults(result_on_stdout=False)
+    # One-shot commands stop on Ctrl-C with EXIT_INTERRUPTED; services (one_shot=False) stop
+    # cleanly on it and handle their signals themselves.
+    parser.set_defaults(one_shot=True)
     sub = parser.add_subparsers(required=True, metavar="command")
 
     api = sub.add_parser("api", help="serve the HTTP API (uvicorn)")
@@ -94,19 +133,19 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     api.add_argument("--migrate", action="store_true", help="apply migrations first")
     api.add_argument("--workers", type=int, default=1, help="API processes (default 1)")
-    api.set_defaults(command=_api)
+    api.set_defaults(command=_api, one_shot=False)
 
     worker = sub.add_parser("worker", help="run backtests, one at a time")
     worker.add_argument("--migrate", action="store_true", help="apply migrations first")
-    worker.set_defaults(command=_worker)
+    worker.set_defaults(command=_worker, one_shot=False)
 
     notifier = sub.add_parser("notifier", help="deliver notifications (Telegram, email)")
     notifier.add_argument("--migrate", action="store_true", help="apply migrations first")
-    notifier.set_defaults(command=_notifier)
+    notifier.set_defaults(command=_notifier, one_shot=False)
 
     poll = sub.add_parser("telegram-poll", help="answer the Telegram bot by long polling")
     poll.add_argument("--timeout", type=int, default=30, help="getUpdates long-poll seconds")
-    poll.set_defaults(command=_telegram_poll)
+    poll.set_defaults(command=_telegram_poll, one_shot=False)
 
     tg = sub.add_parser("telegram", help="manage the Telegram bot").add_subparsers(
         required=True, metavar="action"
@@ -119,7 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     up.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     up.add_argument("--var", type=Path, default=Path("var"), help="state directory (default ./var)")
-    up.set_defaults(command=_up)
+    up.set_defaults(command=_up, one_shot=False)
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(command=_migrate)
 
@@ -179,7 +218,12 @@ def _parser() -> argparse.ArgumentParser:
     update.set_defaults(command=_data_update)
     synth = data.add_parser("synth", help="write a synthetic (clearly labelled) dataset")
     synth.add_argument("symbol", nargs="?", default="SYNTH", help="dataset name (default SYNTH)")
-    synth.add_argument("--days", type=int, default=365, help="days of 1-minute bars (default 365)")
+    synth.add_argument(
+        "--days",
+        type=_synth_days,
+        default=365,
+        help=f"days of 1-minute bars, 1 to {MAX_SYNTH_DAYS:,} (default 365)",
+    )
     synth.add_argument(
         "--start",
         type=utc_time,
@@ -206,7 +250,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="also write trades.csv, equity.csv and result.json into DIR (as the API exports)",
     )
-    run.set_defaults(command=_backtest_run, result_on_stdout=True)
+    run.set_defaults(command=_backtest_run)
 
     sweep = sub.add_parser("sweep", help="run parameter sweeps locally").add_subparsers(
         required=True, metavar="action"
@@ -215,7 +259,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep_run.add_argument("request", type=Path, help="JSON file holding one sweep request")
     sweep_run.add_argument("--json", action="store_true", help="print the SweepResult as JSON")
     sweep_run.add_argument("--grid", type=Path, help="also write every combination here as CSV")
-    sweep_run.set_defaults(command=_sweep_run, result_on_stdout=True)
+    sweep_run.set_defaults(command=_sweep_run)
 
     walk = sub.add_parser("walkforward", help="run walk-forward analyses locally")
     walk_actions = walk.add_subparsers(required=True, metavar="action")
@@ -226,7 +270,7 @@ def _parser() -> argparse.ArgumentParser:
         "request", type=Path, help="JSON file holding one sweep request with walkForward"
     )
     walk_run.add_argument("--json", action="store_true", help="print the result as JSON")
-    walk_run.set_defaults(command=_walkforward_run, result_on_stdout=True)
+    walk_run.set_defaults(command=_walkforward_run)
     return parser
 
 
@@ -460,18 +504,20 @@ def _day(text: str, *, last: bool) -> date:
 
 def _data_import(args: argparse.Namespace, settings: Settings) -> int:
     import engine
+    from algotcha.progress import Progress
     from algotcha.services import marketdata
-    from algotcha.terminal import Progress
 
     store = engine.BarStore(settings.data_dir)
-    progress = Progress(len(args.files), "files read")
     try:
-        info = marketdata.import_files(
-            store, args.symbol, args.files, append=args.append, on_file=progress.advance
-        )
-        progress.close()
+        with Progress(len(args.files), "files") as progress:
+            info = marketdata.import_files(
+                store,
+                args.symbol,
+                args.files,
+                append=args.append,
+                on_file=lambda name: progress.advance(name, "read"),
+            )
     except engine.EngineError as exc:
-        progress.close()
         print(f"algotcha: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except OSError as exc:
@@ -559,12 +605,31 @@ def _span(info: engine.DatasetInfo) -> str:
     return f"{info.start:%Y-%m-%d %H:%M} to {info.end:%Y-%m-%d %H:%M} UTC"
 
 
+def _synth_days(text: str) -> int:
+    """An argparse type: a count of days that fits in memory as 1-minute bars."""
+    try:
+        days = int(text)
+    except ValueError:
+        days = 0
+    if not 1 <= days <= MAX_SYNTH_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a whole number from 1 to {MAX_SYNTH_DAYS:,}"
+        )
+    return days
+
+
 def _data_synth(args: argparse.Namespace, settings: Settings) -> int:
     import engine
     from engine.synth import synth_bars, synthetic_source
 
     bars = synth_bars(args.start, args.days * 24 * 60, seed=args.seed)
-    info = engine.BarStore(settings.data_dir).write(args.symbol, bars, source=synthetic_source())
+    try:
+        info = engine.BarStore(settings.data_dir).write(
+            args.symbol, bars, source=synthetic_source()
+        )
+    except engine.EngineError as exc:
+        print(f"algotcha: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
     print(f"{info.symbol}: {info.bars} synthetic bars (seed {args.seed}), not market data")
     return EXIT_OK
 
@@ -585,8 +650,11 @@ def _write_csv(directory: Path, result: dict[str, Any]) -> None:
     --json output on stdout stays one JSON document."""
     from algotcha import exports
 
-    for path in exports.write_files(directory, result):
-        print(f"wrote {path}", file=sys.stderr)
+    try:
+        for path in exports.write_files(directory, result):
+            print(f"wrote {path}", file=sys.stderr)
+    except OSError as exc:
+        raise local.unwritable("--csv", exc) from None
 
 
 def _describe(source: engine.DatasetSource | None) -> str:
@@ -604,7 +672,9 @@ def _backtest_run(args: argparse.Namespace, settings: Settings) -> int:
     import engine
     from algotcha import schemas
 
-    request = schemas.parse_payload(schemas.parse_json(args.payload.read_bytes()), path="payload")
+    request = schemas.parse_payload(local.read_request(args.payload), path="payload")
+    if args.csv is not None:
+        local.check_output("--csv", args.csv, folder=True)
     try:
         result = engine.backtest(request, engine.BarStore(settings.data_dir))
     except engine.EngineError as exc:
@@ -612,14 +682,7 @@ def _backtest_run(args: argparse.Namespace, settings: Settings) -> int:
     if args.csv is not None:
         _write_csv(args.csv, result.as_dict())
     if args.json:
-        import orjson
-
-        # A 90k-trade result is ~25 MB of JSON: json.dumps with indent falls back to its pure
-        # Python encoder (seconds); orjson writes it in tens of milliseconds.
-        document = result.as_dict(keys=schemas.camel)
-        sys.stdout.flush()
-        sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
-        sys.stdout.buffer.flush()
+        local.write_json(result.as_dict(keys=schemas.camel), sys.stdout.buffer)
         return EXIT_OK
     m = result.metrics
     print(f"{request.strategy_name}  {request.symbol} {request.timeframe}")
@@ -645,29 +708,35 @@ def _sweep_run(args: argparse.Namespace, settings: Settings) -> int:
     import dataclasses
 
     import engine
+    import engine.sweep  # numba's start-up, before the progress clock starts
     from algotcha import schemas
-    from algotcha.progress import ProgressBar
 
-    store = engine.BarStore(settings.data_dir)
     request = schemas.parse_sweep(
-        schemas.parse_json(args.request.read_bytes()),
-        max_combinations=settings.max_sweep_combinations,
+        local.read_request(args.request), max_combinations=settings.max_sweep_combinations
     )
-    try:
-        request = dataclasses.replace(request, base=engine.check(request.base, store))
-        base = request.base
-        bars = store.load(base.symbol, base.timeframe, base.start, base.end)
-        total = len(engine.grid.plan(request).combinations)
-        logger.info("sweep started combinations=%d bars=%d", total, len(bars))
-        with ProgressBar(total, "combinations", sys.stderr) as bar:
-            result = engine.sweep.run(request, bars, on_progress=bar.update)
-    except engine.EngineError as exc:
-        raise schemas.sweep_error(exc) from None
-    logger.info("sweep finished combinations=%d ms=%.0f", total, result.elapsed_ms)
     if args.grid:
-        args.grid.write_text(schemas.render_grid_csv(result))
+        local.check_output("--grid", args.grid, folder=False)
+    base = request.base
+
+    def prepare(checked: engine.BacktestRequest, bars: pd.DataFrame) -> local.Prepared[SweepResult]:
+        sweep = dataclasses.replace(request, base=checked)
+        total = len(engine.grid.plan(sweep).combinations)
+        logger.info("sweep started combinations=%d bars=%d", total, len(bars))
+        return (
+            total,
+            "combinations",
+            lambda tick, stop: engine.sweep.run(sweep, bars, on_progress=tick, should_cancel=stop),
+        )
+
+    result = local.run_with_progress(settings, base, prepare, error_path="sweep", quiet=args.json)
+    logger.info("sweep finished combinations=%d ms=%.0f", result.combinations, result.elapsed_ms)
+    if args.grid:
+        try:
+            args.grid.write_text(schemas.render_grid_csv(result))
+        except OSError as exc:
+            raise local.unwritable("--grid", exc) from None
     if args.json:
-        print(json.dumps(schemas.render_sweep(result), indent=2))
+        local.write_json(schemas.render_sweep(result), sys.stdout.buffer)
         return EXIT_OK
     print(f"{base.strategy_name}  {base.symbol} {base.timeframe}  {result.elapsed_ms / 1000:.1f} s")
     print(
@@ -690,41 +759,44 @@ def _walkforward_run(args: argparse.Namespace, settings: Settings) -> int:
 
     import engine
     from algotcha import schemas
-    from algotcha.progress import ProgressBar
     from engine import walkforward
 
-    store = engine.BarStore(settings.data_dir)
     request = schemas.parse_walkforward(
-        schemas.parse_json(args.request.read_bytes()),
-        max_combinations=settings.max_sweep_combinations,
+        local.read_request(args.request), max_combinations=settings.max_sweep_combinations
     )
-    try:
-        base = engine.check(request.sweep.base, store)
-        request = dataclasses.replace(request, sweep=dataclasses.replace(request.sweep, base=base))
-        bars = store.load(base.symbol, base.timeframe, base.start, base.end)
-        laid_out = engine.grid.plan(request.sweep)
-        folds = walkforward.plan_folds(request, bars, laid_out=laid_out)  # before any log line
-        total = request.folds * walkforward.fold_units(laid_out)
+    base = request.sweep.base
+
+    def prepare(
+        checked: engine.BacktestRequest, bars: pd.DataFrame
+    ) -> local.Prepared[WalkForwardResult]:
+        checked_request = dataclasses.replace(
+            request, sweep=dataclasses.replace(request.sweep, base=checked)
+        )
+        laid_out = engine.grid.plan(checked_request.sweep)
+        folds = walkforward.plan_folds(checked_request, bars, laid_out=laid_out)  # before logging
         logger.info(
             "walkforward started folds=%d combinations=%d bars=%d",
             request.folds,
             len(laid_out.combinations),
             len(bars),
         )
-        with ProgressBar(total, "steps", sys.stderr) as bar:
-            result = walkforward.run(
-                request, bars, on_progress=bar.update, laid_out=laid_out, folds=folds
-            )
-    except engine.EngineError as exc:
-        raise schemas.sweep_error(exc, "") from None
+        return (
+            request.folds * walkforward.fold_units(laid_out),
+            "steps",
+            lambda tick, stop: walkforward.run(
+                checked_request,
+                bars,
+                on_progress=tick,
+                should_cancel=stop,
+                laid_out=laid_out,
+                folds=folds,
+            ),
+        )
+
+    result = local.run_with_progress(settings, base, prepare, error_path="", quiet=args.json)
     logger.info("walkforward finished folds=%d ms=%.0f", request.folds, result.elapsed_ms)
     if args.json:
-        import orjson
-
-        document = schemas.render_walkforward(result)
-        sys.stdout.flush()
-        sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
-        sys.stdout.buffer.flush()
+        local.write_json(schemas.render_walkforward(result), sys.stdout.buffer)
         return EXIT_OK
     stitched = result.stitched.metrics
     objective = schemas.camel(request.sweep.objective)

@@ -10,15 +10,18 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import engine
-from algotcha.db.jobs import JobRow
-from algotcha.db.users import UserRow
 from algotcha.errors import FieldError, MalformedJSONError, ValidationError
-from algotcha.services import results, telegram_links, trade_log
-from algotcha.services.job_events import EventId
-from algotcha.services.jobs import JobEvent, QueuedJob, QueueStats, ShownJob
+
+if TYPE_CHECKING:
+    # Imported where used: `algotcha backtest run` parses a payload without psycopg or httpx.
+    from algotcha.db.jobs import JobRow
+    from algotcha.db.users import UserRow
+    from algotcha.services import results, telegram_links
+    from algotcha.services.job_events import EventId
+    from algotcha.services.jobs import JobEvent, QueuedJob, QueueStats, ShownJob
 
 T = TypeVar("T")
 NOTIFY_CHANNELS = ("email", "telegram", "both", "none")
@@ -614,6 +617,8 @@ def parse_last_event_id(header: str | None) -> EventId | None:
     None for anything this server did not write (another version, another client): the
     stream then starts afresh, as if no id had been sent, which is never wrong.
     """
+    from algotcha.services.job_events import EventId
+
     match = _EVENT_ID.fullmatch(header.strip()) if header else None
     return None if match is None else EventId(int(match[1]), int(match[2]))
 
@@ -694,6 +699,8 @@ TRADES_PAGE_MAX = 1000
 def render_result(result: dict[str, Any], trades_path: str) -> dict[str, Any]:
     """A stored result: `trades` is its first page, `tradeCount` the number of trades, and
     `tradesNext` the link to the page after it (None when the first page holds them all)."""
+    from algotcha.services import trade_log
+
     out: dict[str, Any] = camel_keys(result)
     if "trades" not in out:  # a result of another kind (a sweep's) has no trades to page
         return out
@@ -731,6 +738,8 @@ def render_trade_page(page: results.TradePage, trades_path: str) -> dict[str, An
 
 def parse_compare_ids(params: Mapping[str, str]) -> list[int]:
     """?ids=1,2,3: two to six distinct backtest ids."""
+    from algotcha.services import results
+
     raw = params.get("ids", "")
     parts = [part.strip() for part in raw.split(",") if part.strip()]
     if not all(_is_ascii_integer(p) and 0 < int(p) < 2**63 for p in parts):

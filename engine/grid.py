@@ -47,6 +47,12 @@ def expand(name: str, start: float, stop: float, step: float) -> tuple[float, ..
             f"{field}.to", f"the range is reversed: from {start:g} is above to {stop:g}"
         )
     steps = (stop - start) / step
+    if not math.isfinite(steps):  # from 0 to 1e300 by 1e-300: more values than a float holds
+        raise DataError(
+            f"{field}.step",
+            f"the range gives more values than can be counted; the limit is {MAX_VALUES:,}: "
+            "use a larger step",
+        )
     whole = round(steps)
     count = math.floor(steps + _STEP_TOLERANCE) + 1
     if count > MAX_VALUES:

@@ -87,6 +87,10 @@ class Fetcher:
         pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="fetch")
         try:
             yield from pool.map(self.fetch, files)
+        except KeyboardInterrupt:
+            # said before the wait below, which may take as long as a file takes
+            logger.warning("event=download_stopping waiting_for=files_in_flight")
+            raise
         finally:
             # On Ctrl-C (or any error) start nothing new: only the files in flight finish.
             pool.shutdown(wait=True, cancel_futures=True)

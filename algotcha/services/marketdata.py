@@ -23,7 +23,7 @@ import pandas as pd
 import engine
 from algotcha.errors import MarketDataError
 from algotcha.marketdata import archive, fetch
-from algotcha.marketdata.progress import Progress
+from algotcha.progress import Progress
 from engine import csvimport
 from engine.request import check_symbol
 
@@ -209,11 +209,13 @@ def _fetch_and_store(
     report: Report,
 ) -> Report:
     staging = store.data_dir / STAGING_DIR / market / symbol
-    progress = Progress(stream, len(files), label=symbol)
     fetched: list[fetch.Fetched] = []
     failed: list[fetch.Failed] = []
     last_month = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
-    with httpx.Client(timeout=TIMEOUT_S, follow_redirects=True) as client:
+    with (
+        Progress(len(files), "files", stream, label=symbol) as progress,
+        httpx.Client(timeout=TIMEOUT_S, follow_redirects=True) as client,
+    ):
         fetcher = fetch.Fetcher(
             client,
             base_url,
@@ -230,24 +232,23 @@ def _fetch_and_store(
                 name = outcome.file.name
                 if isinstance(outcome, fetch.Fetched):
                     fetched.append(outcome)
-                    progress.file_done(name, "already here" if outcome.resumed else "verified")
+                    progress.advance(name, "already here" if outcome.resumed else "verified")
                 elif isinstance(outcome, fetch.Missing):
                     file = outcome.file
                     if file.monthly and file.first_day == last_month:
                         # The month just ended may not be published yet: its days are.
                         days = archive.days(symbol, market, file.first_day, file.last_day)
                         fallback += days
-                        progress.total_files += len(days)
-                        progress.file_done(name, "not published yet: using its daily files")
+                        progress.add_total(len(days))
+                        progress.advance(name, "not published yet: using its daily files")
                     else:
                         report.missing.append(outcome.file)
-                        progress.file_done(name, "missing (404)")
+                        progress.advance(name, "missing (404)")
                 else:
                     failed.append(outcome)
                     progress.note(f"{name}: {outcome.reason}")
-                    progress.file_done(name, "failed")
+                    progress.advance(name, "failed")
             pending = fallback
-    progress.close()
     report.fetched = sum(not outcome.resumed for outcome in fetched)
     report.resumed = len(fetched) - report.fetched
     if failed:

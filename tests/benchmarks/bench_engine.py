@@ -20,9 +20,10 @@ references are timed without loading data (as DESIGN.md's figures are), so the "
 targets compare them with "run"; the absolute targets use "total". DESIGN.md's "faster than
 vectorbt end to end" is judged on medians: store.load + engine.run against vectorbt's warm
 indicators + simulation (data already in memory), on 2.6M 1-minute bars; the closing table
-adds as_dict + orjson ("json"), `algotcha backtest run --json` in a fresh process (wall and
-CPU) and numba's cold start. The process imports the compiled modules first, as the worker's
-forkserver does.
+adds the CLI's --json output step ("json": the camelCase dict, orjson, bytes written to a
+file), judged against the issue's 0.5 s, `algotcha backtest run --json` in a fresh process
+(wall and CPU) and numba's cold start. The process imports the compiled modules first, as
+the worker's forkserver does.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ import orjson
 import pandas as pd
 
 import engine
+from algotcha import schemas
+from algotcha.local import write_json
 from engine import metrics, resample, result
 from engine.simulate import Params, Signals, simulate
 from engine.synth import synth_bars
@@ -148,11 +151,11 @@ def ours(store: engine.BarStore, request: engine.BacktestRequest, repeat: int) -
     run_ms, _ = median_ms(lambda: engine.run(checked, bars), repeat)
     total_ms, outcome = median_ms(lambda: engine.run(checked, store.load(*args)), repeat)
     total_median_ms = SPREAD[-1]
-    # what the worker sends and the CLI prints: the JSON-ready dict, then the JSON text
-    json_ms, _ = median_ms(lambda: orjson.dumps(outcome.as_dict()), repeat)
+    json_ms, json_cpu_ms = json_output_ms(outcome, repeat)
     return {
         "total_median_ms": total_median_ms,
         "json_ms": json_ms,
+        "json_cpu_ms": json_cpu_ms,
         "run_ms": run_ms,
         "bars": len(bars),
         "trades": len(outcome.trades),
@@ -164,6 +167,24 @@ def ours(store: engine.BarStore, request: engine.BacktestRequest, repeat: int) -
         "metrics_ms": metrics_ms,
         "total_ms": total_ms,
     }
+
+
+def json_output_ms(outcome: engine.BacktestResult, repeat: int) -> tuple[float, float]:
+    """`backtest run --json`'s output step as the CLI runs it: the result as a camelCase dict,
+    then its JSON bytes written to a file standing in for stdout. (best wall ms, best CPU ms):
+    on a shared machine the wall time also counts waiting for a core."""
+    with tempfile.TemporaryFile() as sink:
+
+        def output() -> float:
+            sink.seek(0)
+            sink.truncate()
+            started = time.process_time()
+            write_json(outcome.as_dict(keys=schemas.camel), sink)
+            return (time.process_time() - started) * 1000
+
+        cpu_times = []
+        elapsed, _ = median_ms(lambda: cpu_times.append(output()), repeat)
+    return elapsed, min(cpu_times)
 
 
 def backtesting_py(bars: pd.DataFrame, strategy: str) -> tuple[float, int] | None:
@@ -324,6 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     largest_label = max(sizes, key=lambda label: sizes[label])
     symbol = "BENCH" + largest_label.replace(".", "_").upper()
     cli = cli_json(directory, symbol)
+    largest_row = next(
+        row for row in rows
+        if (row["size"], row["timeframe"], row["strategy"]) == (largest_label, "1m", CLI_STRATEGY)
+    )  # fmt: skip
+    cli["output_ms"], cli["output_cpu_ms"] = largest_row["json_ms"], largest_row["json_cpu_ms"]
     cold_ms = numba_cold_ms()
     targets = judge(rows, cli)
     print_tables(rows, targets)
@@ -368,8 +394,8 @@ def judge(rows: list[dict[str, Any]], cli: dict[str, Any]) -> list[dict[str, Any
         if row["size"] == "2.6M" and row["timeframe"] == "1m" and row["vectorbt_ms"]:
             add(f"{case}: load + run vs vectorbt (medians)", row["total_median_ms"],
                 row["vectorbt_median_ms"])  # fmt: skip
-    add(f"CLI backtest run --json, {cli['trades']:,} trades (wall)", cli["median_ms"],
-        TARGET_CLI_MS)  # fmt: skip
+    # the issue's target is the output step: result -> JSON bytes on stdout
+    add(f"CLI --json output, {cli['trades']:,} trades", cli["output_ms"], TARGET_CLI_MS)
     return targets
 
 
@@ -431,7 +457,7 @@ def print_end_to_end(
 ) -> None:
     print(f"\nsingle backtest end to end, {size} 1-minute bars, medians in ms: engine = "
           "store.load + engine.run; vectorbt = indicators + simulation, data in memory; "
-          "json = as_dict + orjson")  # fmt: skip
+          "json = the CLI's --json output")  # fmt: skip
     print(f"{'strategy':<13} {'trades':>7} {'engine':>8} {'vectorbt':>9} {'ratio':>6} "
           f"{'run':>7} {'json':>7}")  # fmt: skip
     for row in rows:
@@ -443,8 +469,10 @@ def print_end_to_end(
         print(f"{row['strategy']:<13} {row['trades']:>7,} {row['total_median_ms']:8.1f} "
               f"{theirs} {ratio} {row['run_ms']:7.1f} {row['json_ms']:7.1f}")  # fmt: skip
     print(f"CLI backtest run --json ({cli['trades']:,} trades, {cli['bytes'] / 1e6:.1f} MB): "
-          f"median {cli['median_ms']:.0f} ms wall of {[round(t) for t in cli['times_ms']]} "
-          f"({cli['cpu_median_ms']:.0f} ms CPU), target {TARGET_CLI_MS:.0f} ms")  # fmt: skip
+          f"output (result -> bytes on stdout) {cli['output_ms']:.0f} ms wall "
+          f"({cli['output_cpu_ms']:.0f} ms CPU), target "
+          f"{TARGET_CLI_MS:.0f} ms; whole command median {cli['median_ms']:.0f} ms wall of "
+          f"{[round(t) for t in cli['times_ms']]}, {cli['cpu_median_ms']:.0f} ms CPU")  # fmt: skip
     print(f"numba cold start (import of the cached trade loop, fresh process): {cold_ms:.0f} ms")
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -126,12 +127,29 @@ def test_synth_start_that_is_not_a_date_is_a_usage_error(tmp_path: Path) -> None
     assert "'yesterday' is not an ISO 8601 date or time" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["../evil", "--days", "1"], "algotcha: symbol '../evil' is not valid"),
+        (["--days", "0"], "argument --days: '0' is not a whole number from 1 to 7,300"),
+        (["--days", "9999999"], "argument --days: '9999999' is not a whole number from 1 to 7,300"),
+    ],
+)
+def test_synth_refuses_a_bad_symbol_or_day_count_in_one_line(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    done = algotcha("data", "synth", *args, env={"DATA_DIR": str(tmp_path)})
+    assert done.returncode == cli.EXIT_USER_ERROR
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert not any(tmp_path.iterdir())
+
+
 def test_import_progress_is_plain_lines_off_a_terminal(tmp_path: Path) -> None:
     files = [minute_bars(tmp_path / f"{day}.csv", day) for day in ("2024-01-01", "2024-01-02")]
     env = {"DATA_DIR": str(tmp_path / "data")}
     done = algotcha("data", "import", "BTCUSDT", *map(str, files), env=env)
     assert done.returncode == 0, done.stderr
-    assert "1/2 files read: 2024-01-01.csv\n2/2 files read: 2024-01-02.csv\n" in done.stderr
+    assert "1/2 files: 2024-01-01.csv read\n2/2 files: 2024-01-02.csv read\n" in done.stderr
     assert "\r" not in done.stderr
     assert done.stdout.startswith("BTCUSDT: 120 bars from 2024-01-01 00:00")
 
@@ -166,5 +184,8 @@ def test_import_progress_is_a_bar_on_a_terminal(tmp_path: Path) -> None:
             os.close(terminal)
     assert done.returncode == 0
     text = shown.decode()
-    assert "\r[###############---------------] 1/2 files read  2024-01-01.csv" in text
-    assert "\r[##############################] 2/2 files read  2024-01-02.csv" in text
+    half, full = "#" * 15 + "." * 15, "#" * 30
+    assert re.search(
+        rf"\r\[{half}\] 1/2 files  [0-9.]+ s, about [0-9.]+ s left  2024-01-01.csv read", text
+    )
+    assert re.search(rf"\r\[{full}\] 2/2 files  [0-9.]+ s  2024-01-02.csv read", text)

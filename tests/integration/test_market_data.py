@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 import engine
+from algotcha import cli
 from tests.fixtures.binance_archive import Archive, day_bars, kline_csv, month_end, months_back
 
 TODAY = datetime.now(UTC).date()
@@ -138,17 +139,65 @@ def test_an_interrupted_download_resumes_without_fetching_completed_files_again(
     assert_three_months_stored(store_dir)
 
 
+def start_held_download(
+    archive: Archive, store_dir: Path
+) -> tuple[subprocess.Popen[bytes], threading.Event, str]:
+    """A download of three months, started once its middle month, held, is in flight."""
+    _, held, _ = publish_three_months(archive)
+    release = archive.held[held] = threading.Event()
+    command = [sys.executable, "-m", "algotcha", "data", "download", "BTCUSDT", *THREE_MONTHS]
+    process = subprocess.Popen(command, env=environment(archive, store_dir), cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while archive.count(held) == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return process, release, held
+
+
+def test_ctrl_c_lets_the_files_in_flight_finish_and_a_second_one_stops_at_once(
+    binance_archive: Archive, store_dir: Path
+) -> None:
+    """Given a download waiting on a file in flight, when Ctrl-C comes, then it waits for that
+    file (verified files are kept for the rerun); when Ctrl-C comes again, it stops at once."""
+    process, release, held = start_held_download(binance_archive, store_dir)
+    staging = store_dir / ".downloads" / "spot" / "BTCUSDT"
+    deadline = time.monotonic() + 60
+    while len(list(staging.glob("*.zip"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    with pytest.raises(subprocess.TimeoutExpired):
+        process.wait(1)  # the held file is still in flight
+    process.send_signal(signal.SIGINT)
+    assert process.wait(10) == -signal.SIGINT  # the default action: no clean-up, no traceback
+    _, err = process.communicate()
+    assert b"event=download_stopping" in err and b"Traceback" not in err
+    assert stored(store_dir, "BTCUSDT") is None
+    release.set()
+    del binance_archive.held[held]
+    run = algotcha(binance_archive, store_dir, "data", "download", "BTCUSDT", *THREE_MONTHS)
+    assert run.code == 0, run.err
+    assert "1 file(s) downloaded, 2 reused" in run.out
+    assert_three_months_stored(store_dir)
+
+
+def test_ctrl_c_once_ends_a_download_with_the_interrupted_status(
+    binance_archive: Archive, store_dir: Path
+) -> None:
+    process, release, _ = start_held_download(binance_archive, store_dir)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    release.set()  # the file in flight arrives; nothing more is fetched or stored
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == cli.EXIT_INTERRUPTED
+    assert err.decode().endswith("algotcha: interrupted\n") and b"Traceback" not in err
+    assert out == b""
+    assert stored(store_dir, "BTCUSDT") is None
+
+
 def test_a_second_download_of_the_same_symbol_waits_its_turn(
     binance_archive: Archive, store_dir: Path
 ) -> None:
-    _, held, _ = publish_three_months(binance_archive)
-    release = binance_archive.held[held] = threading.Event()
-    command = [sys.executable, "-m", "algotcha", "data", "download", "BTCUSDT", *THREE_MONTHS]
-    first = subprocess.Popen(command, env=environment(binance_archive, store_dir), cwd=ROOT,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 60
-    while binance_archive.count(held) == 0 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    first, release, _ = start_held_download(binance_archive, store_dir)
     second = algotcha(binance_archive, store_dir, "data", "download", "BTCUSDT", *THREE_MONTHS)
     release.set()
     assert first.wait(120) == 0

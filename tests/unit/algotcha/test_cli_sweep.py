@@ -68,9 +68,21 @@ def test_sweep_run_json_prints_only_the_result(data_dir: Path, tmp_path: Path) -
     assert result["objective"] == "sharpe"
     assert result["top"][0]["parameters"].keys() == {"fast", "slow"}
     assert "sweep finished combinations=8" in done.stderr
-    assert "###" not in done.stderr  # the progress bar is drawn on a terminal only
+    assert "combinations in" not in done.stderr  # --json: no progress lines either
     lines = grid.read_text().splitlines()
     assert len(lines) == 9 and lines[0].startswith("index,fast,slow,is_totalReturn")
+
+
+def test_sweep_run_off_a_terminal_prints_plain_progress_lines(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    done = algotcha(data_dir, "sweep", "run", str(sweep_file(tmp_path)))
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stderr and "###" not in done.stderr
+    assert [line.split(" in ")[0] for line in done.stderr.splitlines() if " in " in line] == [
+        f"{done}/8 combinations" for done in range(1, 9)
+    ]
+    assert done.stdout.startswith("cli grid  SYN 15m")
 
 
 def test_sweep_run_refuses_bad_input_with_the_field(data_dir: Path, tmp_path: Path) -> None:

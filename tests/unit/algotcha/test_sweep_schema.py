@@ -92,6 +92,8 @@ def test_defaults_apply() -> None:
          "gives 7 values"),
         ({"parameters__fast": {"from": 1, "to": 2000, "step": 1}}, "sweep.parameters.fast.step",
          "2,000 values; the limit is 1,000"),
+        ({"parameters__fast": {"from": 1, "to": 1e300, "step": 1e-300}},
+         "sweep.parameters.fast.step", "more values than can be counted; the limit is 1,000"),
         ({"parameters__slow": list(range(60, 1060))}, "sweep.parameters",
          "20,000 combinations (10 x 1000 x 2); the limit is 10,000"),
         ({"constraint": "fast > 1000"}, "sweep.constraint", "leaves none of the 60"),
