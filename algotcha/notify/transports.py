@@ -60,14 +60,7 @@ class EmailTransport:
 def open_transport(settings: Settings, channel: str) -> Iterator[Transport]:
     """The channel's transport from the settings; one that says "not configured" when unset."""
     if channel == "telegram":
-        token = settings.telegram_bot_token
-        client = (
-            telegram.Client(
-                token, api_base=settings.telegram_api_base, timeout_s=settings.notify_timeout_s
-            )
-            if token
-            else None
-        )
+        client = telegram.Client.from_settings(settings)
         try:
             yield TelegramTransport(client)
         finally:
