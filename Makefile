@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 UV := $(VENV)/bin/uv
-LOCK_OPTIONS := --universal --python-version 3.11 --generate-hashes --custom-compile-command "make lock"
+LOCK_OPTIONS := --quiet --universal --python-version 3.11 --generate-hashes --custom-compile-command "make lock"
 
 .PHONY: run test bench lint lock services clean
 
