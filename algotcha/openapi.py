@@ -108,7 +108,8 @@ SCHEMAS: dict[str, Any] = {
     "SubmitRequest": {
         "type": "object",
         "additionalProperties": False,
-        "description": "exactly one of payload (a backtest) and sweep (a parameter sweep)",
+        "description": "exactly one of payload (a backtest) and sweep (a parameter sweep; "
+        "a walk-forward when it holds walkForward)",
         "properties": {
             "payload": _ref("RunBacktestDto"),
             "sweep": _ref("SweepRequest"),
@@ -154,6 +155,17 @@ SCHEMAS: dict[str, Any] = {
             },
             "minTrades": {"type": "integer", "minimum": 0},
             "outOfSample": {"type": "number", "minimum": 0, "maximum": 0.5},
+            "walkForward": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["folds", "inSample"],
+                "description": "makes the sweep a walk-forward (outOfSample is then ignored)",
+                "properties": {
+                    "folds": {"type": "integer", "minimum": 2, "maximum": 20},
+                    "inSample": {"type": "number", "minimum": 0.5, "maximum": 0.9},
+                    "anchored": {"type": "boolean", "default": False},
+                },
+            },
         },
     },
     "Accepted": {
@@ -163,7 +175,11 @@ SCHEMAS: dict[str, Any] = {
             "queueId": {"type": "integer"},
             "position": {"type": "integer", "minimum": 1},
             "estimatedWait": {"type": "integer", "minimum": 0, "description": "minutes"},
-            "combinations": {"type": "integer", "description": "a sweep's, after its constraint"},
+            "combinations": {
+                "type": "integer",
+                "description": "a sweep's (a walk-forward's per fold), after its constraint",
+            },
+            "folds": {"type": "integer", "description": "walk-forwards only"},
         },
     },
     "Position": {
@@ -183,6 +199,8 @@ SCHEMAS: dict[str, Any] = {
             "kind": {"enum": ["backtest", "sweep", "walkForward"]},
             "combinations": {"type": "integer", "description": "sweeps only"},
             "combinationsDone": {"type": "integer", "description": "sweeps only"},
+            "folds": {"type": "integer", "description": "walk-forwards only"},
+            "foldsDone": {"type": "integer", "description": "walk-forwards only"},
             "strategyName": {"type": "string"},
             "status": {"enum": _STATUS},
             "queuePosition": {"type": ["integer", "null"]},
@@ -384,6 +402,19 @@ def _paths() -> dict[str, Any]:
                 "responses": {
                     "200": {
                         "description": "every combination of a completed sweep, streamed",
+                        "content": {"text/csv": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(401, 404, 409, 422),
+                },
+            }
+        },
+        "/api/backtest/queue/{id}/folds.csv": {
+            "get": {
+                "security": _AUTH,
+                "parameters": _ID,
+                "responses": {
+                    "200": {
+                        "description": "the folds table of a completed walk-forward",
                         "content": {"text/csv": {"schema": {"type": "string"}}},
                     },
                     **_errors(401, 404, 409, 422),
