@@ -18,7 +18,7 @@ from algotcha.db.users import UserRow
 from algotcha.errors import FieldError, MalformedJSONError, ValidationError
 from algotcha.services import results, telegram_links, trade_log
 from algotcha.services.job_events import EventId
-from algotcha.services.jobs import JobEvent, QueuedJob, QueueStats
+from algotcha.services.jobs import JobEvent, QueuedJob, QueueStats, ShownJob
 
 T = TypeVar("T")
 NOTIFY_CHANNELS = ("email", "telegram", "both", "none")
@@ -390,9 +390,9 @@ def plan_walkforward(submission: WalkForwardSubmission, store: engine.BarStore) 
     return steps, max(1, round((submission.combinations * in_sample + out_of_sample) / steps))
 
 
-def walkforward_folds(job: JobRow) -> tuple[int, int]:
+def walkforward_folds(job: ShownJob) -> tuple[int, int]:
     """(folds, folds done) of a walk-forward job, whose units are its steps."""
-    folds = int(job.payload["walkForward"]["folds"])
+    folds = job.folds or 0
     return folds, job.units_done * folds // (job.units or 1)
 
 
@@ -539,17 +539,16 @@ def camel_keys(value: Any) -> Any:
 _KINDS = {"backtest": "backtest", "sweep": "sweep", "walk_forward": "walkForward"}
 
 
-def render_job(item: QueuedJob, *, with_result: bool = False) -> dict[str, Any]:
-    """A BacktestQueue of API.md; a sweep adds combinations and combinationsDone."""
+def render_job(item: QueuedJob[ShownJob]) -> dict[str, Any]:
+    """A BacktestQueue of API.md as lists show it (result null); a sweep adds combinations and
+    combinationsDone, a walk-forward folds and foldsDone."""
     job = item.job
-    # a sweep stores its SweepRequest, whose payload names the data
-    data = job.payload if job.kind == "backtest" else job.payload.get("payload", {})
     out: dict[str, Any] = {
         "id": job.id,
         "kind": _KINDS[job.kind],
         "strategyName": job.strategy_name,
-        "symbol": data.get("symbol"),
-        "timeframe": data.get("timeframe"),
+        "symbol": job.symbol,
+        "timeframe": job.timeframe,
         "status": job.status,
         "queuePosition": item.position,
         "progress": job.progress,
@@ -567,20 +566,25 @@ def render_job(item: QueuedJob, *, with_result: bool = False) -> dict[str, Any]:
         out["combinationsDone"] = job.units_done
     elif job.kind == "walk_forward":
         out["folds"], out["foldsDone"] = walkforward_folds(job)
-    if with_result:
-        out["payload"] = job.payload
-        trades_path = f"/api/backtest/queue/{job.id}/trades"
-        if job.result is not None:
-            if job.kind == "backtest":
-                out["result"] = render_result(job.result, trades_path)
-            elif job.kind == "walk_forward":
-                out["result"] = render_walkforward_document(job.result)
-            else:
-                out["result"] = render_sweep_document(job.result)
     return out
 
 
-def render_position(item: QueuedJob) -> dict[str, Any]:
+def render_job_with_result(item: QueuedJob[JobRow]) -> dict[str, Any]:
+    """A BacktestQueue of API.md with its payload and result."""
+    job = item.job
+    out = render_job(item)
+    out["payload"] = job.payload
+    if job.result is not None:
+        if job.kind == "backtest":
+            out["result"] = render_result(job.result, f"/api/backtest/queue/{job.id}/trades")
+        elif job.kind == "walk_forward":
+            out["result"] = render_walkforward_document(job.result)
+        else:
+            out["result"] = render_sweep_document(job.result)
+    return out
+
+
+def render_position(item: QueuedJob[ShownJob]) -> dict[str, Any]:
     return {
         "id": item.job.id,
         "status": item.job.status,
@@ -614,7 +618,7 @@ def parse_last_event_id(header: str | None) -> EventId | None:
     return None if match is None else EventId(int(match[1]), int(match[2]))
 
 
-def render_accepted(item: QueuedJob) -> dict[str, Any]:
+def render_accepted(item: QueuedJob[ShownJob]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "success": True,
         "queueId": item.job.id,
@@ -627,7 +631,7 @@ def render_accepted(item: QueuedJob) -> dict[str, Any]:
 
 
 def render_accepted_walkforward(
-    item: QueuedJob, submission: WalkForwardSubmission
+    item: QueuedJob[ShownJob], submission: WalkForwardSubmission
 ) -> dict[str, Any]:
     """render_accepted of a walk-forward: its folds, and the combinations each fold sweeps."""
     folds = submission.request.folds

@@ -106,6 +106,13 @@ FUNCTIONS: dict[str, Function] = {
         Function("stdev(x, n)", indicators.stdev, _period_minus_one),
         Function("highest(x, n)", indicators.highest, _period_minus_one),
         Function("lowest(x, n)", indicators.lowest, _period_minus_one),
+        Function(
+            "stoch(n)",
+            indicators.stoch,
+            _period_minus_one,
+            columns=("high", "low", "close"),
+            example="stoch(14)",
+        ),
         Function("roc(x, n)", indicators.roc, _period),
         Function("prev(x, n)", indicators.prev, _period),
         Function(

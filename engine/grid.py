@@ -17,6 +17,7 @@ from engine.request import BacktestRequest
 MAX_PARAMETERS = 4
 MAX_VALUES = 1000
 MAX_COMBINATIONS = 10_000
+# Metrics a sweep may rank by; each has a better side in metrics.BETTER, which the ranking follows.
 OBJECTIVES = ("total_return", "sharpe", "sortino", "calmar", "profit_factor", "expectancy")
 # Sweep parameter names that set a numeric payload field rather than a rule value.
 PAYLOAD_PARAMETERS = {

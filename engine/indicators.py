@@ -249,6 +249,19 @@ def lowest(x: Array, n: int) -> Array:
     return -_rolling_max(-x, n)
 
 
+def stoch(high: Array, low: Array, close: Array, n: int) -> Array:
+    """Stochastic oscillator, fast %K in 0..100: 100 * (close[t] - LL) / (HH - LL), where HH and
+    LL are the highest high and the lowest low of the last n bars, the current one included;
+    0 where HH == LL (TA-Lib STOCHF's fastk, unsmoothed)."""
+    top = highest(high, n)
+    bottom = lowest(low, n)
+    span = top - bottom
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: Array = 100.0 * (close - bottom) / span
+    out[span == 0] = 0.0
+    return out
+
+
 def roc(x: Array, n: int) -> Array:
     """Rate of change in percent: 100 * (x[t] / x[t-n] - 1) (TA-Lib ROC)."""
     out = _nan(len(x))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 
@@ -11,22 +12,28 @@ from engine.simulate import Floats, Simulation
 DAYS_PER_YEAR = 365
 MINUTES_PER_YEAR = DAYS_PER_YEAR * 24 * 60
 
-KEYS = (
-    "total_return",
-    "cagr",
-    "max_drawdown",
-    "sharpe",
-    "sortino",
-    "calmar",
-    "win_rate",
-    "profit_factor",
-    "expectancy",
-    "trades",
-    "exposure",
-    "final_equity",
-    "buy_and_hold_return",
-    "fees_paid",
-)
+Better = Literal["higher", "lower"] | None
+
+# Every metric, in the order results list them, and which way it is better: "higher", "lower",
+# or None where neither is (a count, a share of time, the market's own return). max_drawdown
+# is negative (-0.25 is a 25 % fall), so higher is better.
+BETTER: dict[str, Better] = {
+    "total_return": "higher",
+    "cagr": "higher",
+    "max_drawdown": "higher",
+    "sharpe": "higher",
+    "sortino": "higher",
+    "calmar": "higher",
+    "win_rate": "higher",
+    "profit_factor": "higher",
+    "expectancy": "higher",
+    "trades": None,
+    "exposure": None,
+    "final_equity": "higher",
+    "buy_and_hold_return": None,
+    "fees_paid": "lower",
+}
+KEYS = tuple(BETTER)
 
 Metrics = dict[str, float | int | None]
 

@@ -28,9 +28,6 @@ Floats = NDArray[np.float64]
 Flags = NDArray[np.bool_]
 Ints = NDArray[np.int64]
 
-# How often the trade loop reports progress and checks for a cancel, in bars.
-_TICK_BARS = 131_072
-
 
 @dataclass(frozen=True)
 class Params:
@@ -114,7 +111,11 @@ def simulate(
         exit_source = np.where(reason == END, close[exit_], open_[exit_])
         exit_price = exit_source * (1 - slip * side)
     else:
-        side, entry, exit_, entry_price, exit_price, reason = _event_trades(
+        # Imported here: numba's start-up is paid only by strategies that need the loop (the
+        # worker's forkserver imports it ahead of any job).
+        from engine import tradeloop
+
+        side, entry, exit_, entry_price, exit_price, reason = tradeloop.trades(
             open_, high, low, close, long_entry, short_entry, raw_lx, raw_sx, params, on_tick
         )
     return _account(side, entry, exit_, entry_price, exit_price, reason, close, params)
@@ -155,61 +156,6 @@ def _signal_trades(
     if not exits_first[-1]:
         exit_bar[-1], reason[-1] = size - 1, END
     return side[starts], entry.astype(np.int64), exit_bar.astype(np.int64), reason
-
-
-def _event_trades(
-    open_: Floats,
-    high: Floats,
-    low: Floats,
-    close: Floats,
-    long_entry: Flags,
-    short_entry: Flags,
-    long_exit: Flags,
-    short_exit: Flags,
-    params: Params,
-    on_tick: Callable[[float], None] | None,
-) -> tuple[NDArray[np.int8], Ints, Ints, Floats, Floats, NDArray[np.int8]]:
-    """Trades found one at a time: entry signal -> first of (stop hit, exit signal, end), in
-    the compiled loop; between stretches of _TICK_BARS bars it reports progress."""
-    # Imported here: numba's start-up is paid only by strategies that need the loop (the
-    # worker's forkserver imports it ahead of any job).
-    from engine import jit, tradeloop
-
-    size = len(close)
-    rows = tradeloop.entries_upper_bound(long_entry, short_entry)
-    sides = np.empty(rows, dtype=np.int8)
-    entry_bars = np.empty(rows, dtype=np.int64)
-    exit_bars = np.empty(rows, dtype=np.int64)
-    entry_prices = np.empty(rows, dtype=np.float64)
-    exit_prices = np.empty(rows, dtype=np.float64)
-    reasons = np.empty(rows, dtype=np.int8)
-    anywhere = (long_entry | short_entry)[: size - 1]
-    first = int(anywhere.argmax()) if anywhere.any() else size
-    state = np.array([first, 1 if first < size and long_entry[first] else -1, 0], dtype=np.int64)
-    prices = [jit.read_only(a) for a in (open_, high, low, close)]
-    flags = [jit.read_only(a) for a in (long_entry, short_entry, long_exit, short_exit)]
-    stop_loss, take_profit = params.stop_loss or 0.0, params.take_profit or 0.0
-    trailing = np.nan if params.trailing_stop is None else params.trailing_stop
-    stretch = size if on_tick is None else max(1, min(_TICK_BARS, size // 8))
-    count = 0
-    while state[0] < size:
-        until = min(size, int(state[0]) + stretch)
-        count = tradeloop.run_trades(
-            prices[0], prices[1], prices[2], prices[3], flags[0], flags[1], flags[2], flags[3],
-            params.slippage, stop_loss, take_profit, trailing, state, until,
-            sides, entry_bars, exit_bars, entry_prices, exit_prices, reasons,
-        )  # fmt: skip
-        if on_tick is not None and state[0] < size:
-            on_tick(int(state[0]) / size)
-    # copies: views would keep the rows for every entry signal alive (a sweep holds many)
-    return (
-        sides[:count].copy(),
-        entry_bars[:count].copy(),
-        exit_bars[:count].copy(),
-        entry_prices[:count].copy(),
-        exit_prices[:count].copy(),
-        reasons[:count].copy(),
-    )
 
 
 def _account(

@@ -341,7 +341,9 @@ def rank(request: SweepRequest, rows: Sequence[SweepRow]) -> list[SweepRow]:
         for row in rows
         if row.score is not None and int(row.in_sample["trades"] or 0) >= request.min_trades
     ]
-    ranked.sort(key=lambda row: -(row.score or 0.0))
+    # metrics.BETTER says which way the objective is better (every objective has a side)
+    sign = -1.0 if metrics.BETTER[request.objective] == "higher" else 1.0
+    ranked.sort(key=lambda row: sign * (row.score or 0.0))
     return ranked
 
 

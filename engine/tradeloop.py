@@ -11,6 +11,7 @@ user's cache when that is read-only); a process pays only the load of the cached
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numba
 import numpy as np
@@ -18,12 +19,23 @@ from numpy.typing import NDArray
 
 from engine import jit
 
-Floats = NDArray[np.float64]
-Flags = NDArray[np.bool_]
-Ints = NDArray[np.int64]
+# The reason codes are compiled in as constants, and numba's disk cache is checked against
+# this file only: were their values ever changed in simulate.py, touch this file too.
+from engine.simulate import (
+    END,
+    REVERSE,
+    SIGNAL,
+    STOP_LOSS,
+    TAKE_PROFIT,
+    TRAILING_STOP,
+    Flags,
+    Floats,
+    Ints,
+    Params,
+)
 
-# Indices into simulate.REASONS (kept equal by a test: this module must not import simulate).
-SIGNAL, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP, REVERSE, END = range(6)
+# How often the loop hands back to report progress and let a cancel in, in bars.
+_TICK_BARS = 131_072
 
 _PRICES = numba.types.Array(numba.float64, 1, "C", readonly=True)
 _FLAGS = numba.types.Array(numba.boolean, 1, "C", readonly=True)
@@ -40,6 +52,76 @@ _SIGNATURE = numba.int64(
     numba.float64[::1],
     numba.int8[::1],
 )
+
+
+def trades(
+    open_: Floats,
+    high: Floats,
+    low: Floats,
+    close: Floats,
+    long_entry: Flags,
+    short_entry: Flags,
+    long_exit: Flags,
+    short_exit: Flags,
+    params: Params,
+    on_tick: Callable[[float], None] | None = None,
+) -> tuple[NDArray[np.int8], Ints, Ints, Floats, Floats, NDArray[np.int8]]:
+    """Trades found one at a time: entry signal -> first of (stop hit, exit signal, end).
+
+    long_entry and short_entry are the cleaned entries (no conflicts, no entry on its own
+    side's exit bar); long_exit and short_exit the raw exit rules. Between stretches of
+    _TICK_BARS bars on_tick gets the fraction of bars covered. Returns the trade columns
+    (side, entry bar, exit bar, entry price, exit price, reason).
+    """
+    size = len(close)
+    rows = entries_upper_bound(long_entry, short_entry)
+    sides = np.empty(rows, dtype=np.int8)
+    entry_bars = np.empty(rows, dtype=np.int64)
+    exit_bars = np.empty(rows, dtype=np.int64)
+    entry_prices = np.empty(rows, dtype=np.float64)
+    exit_prices = np.empty(rows, dtype=np.float64)
+    reasons = np.empty(rows, dtype=np.int8)
+    state = np.zeros(3, dtype=np.int64)  # from bar 0, side not found yet, no rows
+    prices = [jit.read_only(a) for a in (open_, high, low, close)]
+    flags = [jit.read_only(a) for a in (long_entry, short_entry, long_exit, short_exit)]
+    # run_trades reads an unset level as 0 (stop loss, take profit) or NaN (trailing stop:
+    # 0 is a stop at the best price so far)
+    stop_loss, take_profit = params.stop_loss or 0.0, params.take_profit or 0.0
+    trailing = math.nan if params.trailing_stop is None else params.trailing_stop
+    stretch = size if on_tick is None else max(1, min(_TICK_BARS, size // 8))
+    count = 0
+    while state[0] < size:
+        until = min(size, int(state[0]) + stretch)
+        count = run_trades(
+            prices[0], prices[1], prices[2], prices[3], flags[0], flags[1], flags[2], flags[3],
+            params.slippage, stop_loss, take_profit, trailing, state, until,
+            sides, entry_bars, exit_bars, entry_prices, exit_prices, reasons,
+        )  # fmt: skip
+        if on_tick is not None and state[0] < size:
+            on_tick(int(state[0]) / size)
+    # copies: views would keep the rows for every entry signal alive (a sweep holds many)
+    return (
+        sides[:count].copy(),
+        entry_bars[:count].copy(),
+        exit_bars[:count].copy(),
+        entry_prices[:count].copy(),
+        exit_prices[:count].copy(),
+        reasons[:count].copy(),
+    )
+
+
+@numba.njit(inline="always")
+def _next_entry(
+    long_entry: Flags, short_entry: Flags, bar: int, size: int
+) -> tuple[int, int]:  # pragma: no cover - compiled; tested through trades
+    """The first bar from `bar` on with an entry signal that can fill (not the last bar) and
+    its side, or (size, 0) when there is none."""
+    signal_bars = size - 1
+    while bar < signal_bars and not (long_entry[bar] or short_entry[bar]):
+        bar += 1
+    if bar < signal_bars:
+        return bar, 1 if long_entry[bar] else -1
+    return size, 0
 
 
 @jit.compiled(_SIGNATURE)
@@ -65,17 +147,16 @@ def run_trades(
     exit_prices: Floats,
     reasons: NDArray[np.int8],
 ) -> int:
-    """Trades from the entry signal state[0] (side state[1]) on, appending at row state[2],
-    until a trade would start from a signal at or after bar `until`. Updates state in place
-    (state[0] == len(close) once no trade is left) and returns the number of rows.
-
-    stop_loss / take_profit of 0 mean none; trailing_stop NaN means none (0 is a stop at the
-    best price so far). long_entry and short_entry are the cleaned entries (no conflicts, no
-    entry on its own side's exit bar); long_exit and short_exit the raw exit rules.
+    """The loop of trades(): from the entry signal state[0] (side state[1], or 0 to look for
+    the first entry from state[0] on), appending at row state[2], until a trade would start
+    from a signal at or after bar `until`. Updates state in place (state[0] == len(close) once
+    no trade is left) and returns the number of rows.
     """
     size = close.shape[0]
     signal_bars = size - 1
     signal, side, count = state[0], state[1], state[2]
+    if side == 0:
+        signal, side = _next_entry(long_entry, short_entry, signal, size)
     trailing = not math.isnan(trailing_stop)
     scanning = stop_loss != 0.0 or take_profit != 0.0 or trailing
     while signal < signal_bars and signal < until:
@@ -149,13 +230,7 @@ def run_trades(
             signal = size
             break
         count += 1
-        signal = resume
-        while signal < signal_bars and not (long_entry[signal] or short_entry[signal]):
-            signal += 1
-        if signal < signal_bars:
-            side = 1 if long_entry[signal] else -1
-        else:
-            signal = size
+        signal, side = _next_entry(long_entry, short_entry, resume, size)
     if signal >= signal_bars:
         signal = size
     state[0], state[1], state[2] = signal, side, count

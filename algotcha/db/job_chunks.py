@@ -71,28 +71,38 @@ def insert_chunks(conn: psycopg.Connection, job_id: int, bounds: list[tuple[int,
     )
 
 
-def claim_next_chunk(conn: psycopg.Connection, worker_id: str) -> ChunkRow | None:
-    """Take the first undone chunk of the running chunked job first in queue order.
+def select_claimable_job(conn: psycopg.Connection) -> int | None:
+    """The running chunked job first in queue order that has an undone chunk to give out (a
+    job with a cancel requested gives out no more chunks)."""
+    row = conn.execute(
+        """
+        SELECT j.id FROM backtest_job j
+        WHERE j.status = 'processing' AND NOT j.cancel_requested
+          AND EXISTS (SELECT 1 FROM job_chunk k WHERE k.job_id = j.id AND k.status = 'undone')
+        ORDER BY (-j.priority), j.id
+        LIMIT 1
+        """
+    ).fetchone()
+    return None if row is None else int(row[0])
 
-    Workers that race skip each other's locked row, so no chunk is claimed twice; a job
-    with a cancel requested gives out no more chunks.
-    """
+
+def update_chunk_claimed(
+    conn: psycopg.Connection, job_id: int, chunk: int, worker_id: str
+) -> ChunkRow | None:
+    """Take one undone chunk of a job that still gives out chunks; None if another worker took
+    it first (the row lock makes the loser wait, then see it running) or the job stopped."""
     cur = conn.cursor(row_factory=class_row(ChunkRow))
     return cur.execute(
         """
         UPDATE job_chunk c
         SET status = 'running', attempt = c.attempt + 1, worker_id = %(worker_id)s,
             units_done = 0, started_at = now(), heartbeat_at = now()
-        WHERE (c.job_id, c.chunk) = (
-            SELECT k.job_id, k.chunk
-            FROM job_chunk k JOIN backtest_job j ON j.id = k.job_id
-            WHERE k.status = 'undone' AND j.status = 'processing' AND NOT j.cancel_requested
-            ORDER BY (-j.priority), j.id, k.chunk
-            LIMIT 1 FOR UPDATE OF k SKIP LOCKED)
-          AND c.status = 'undone'
+        WHERE c.job_id = %(job_id)s AND c.chunk = %(chunk)s AND c.status = 'undone'
+          AND EXISTS (SELECT 1 FROM backtest_job j WHERE j.id = c.job_id
+                      AND j.status = 'processing' AND NOT j.cancel_requested)
         RETURNING c.*
         """,
-        {"worker_id": worker_id},
+        {"job_id": job_id, "chunk": chunk, "worker_id": worker_id},
     ).fetchone()
 
 

@@ -46,6 +46,54 @@ class JobRow:
     units_done: int = 0
     unit_bars: int | None = None
 
+    @property
+    def backtest_payload(self) -> dict[str, Any]:
+        """The backtest payload naming the bars: a sweep or walk-forward stores it within."""
+        if self.kind == "backtest":
+            return self.payload
+        inner: dict[str, Any] = self.payload.get("payload", {})
+        return inner
+
+    @property
+    def symbol(self) -> str | None:
+        return self.backtest_payload.get("symbol")
+
+    @property
+    def timeframe(self) -> str | None:
+        return self.backtest_payload.get("timeframe")
+
+    @property
+    def folds(self) -> int | None:
+        """A walk-forward's folds; None for other kinds."""
+        if self.kind != "walk_forward":
+            return None
+        return int(self.payload["walkForward"]["folds"])
+
+
+@dataclass(frozen=True)
+class JobListRow:
+    """What a list of jobs shows: a job without its result, and of its payload only the
+    symbol and timeframe (a result can be megabytes; a list reads dozens of jobs)."""
+
+    id: int
+    user_id: int
+    kind: str
+    strategy_name: str
+    symbol: str | None
+    timeframe: str | None
+    notify_via: str
+    status: str
+    priority: int
+    progress: int
+    attempt: int
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    error: str | None
+    units: int | None
+    units_done: int
+    folds: int | None  # a walk-forward's; None for other kinds
+
 
 @dataclass(frozen=True)
 class JobEventRow:
@@ -192,11 +240,19 @@ def select_job_for_user(conn: psycopg.Connection, job_id: int, user_id: int) -> 
 
 def select_jobs_for_user(
     conn: psycopg.Connection, user_id: int, *, limit: int, before: int | None
-) -> list[JobRow]:
-    cur = conn.cursor(row_factory=class_row(JobRow))
+) -> list[JobListRow]:
+    cur = conn.cursor(row_factory=class_row(JobListRow))
     return cur.execute(
         """
-        SELECT * FROM backtest_job
+        SELECT id, user_id, kind, strategy_name,
+            data ->> 'symbol' AS symbol, data ->> 'timeframe' AS timeframe,
+            notify_via, status, priority, progress, attempt,
+            created_at, started_at, completed_at, error, units, units_done,
+            CASE WHEN kind = 'walk_forward'
+                 THEN (payload -> 'walkForward' ->> 'folds')::int END AS folds
+        FROM backtest_job,
+            LATERAL (SELECT CASE WHEN kind = 'backtest' THEN payload
+                                 ELSE payload -> 'payload' END AS data) AS named
         WHERE user_id = %(user_id)s AND (%(before)s::bigint IS NULL OR id < %(before)s)
         ORDER BY id DESC
         LIMIT %(limit)s
@@ -205,7 +261,7 @@ def select_jobs_for_user(
     ).fetchall()
 
 
-def count_queued_ahead(conn: psycopg.Connection, job: JobRow | None) -> int:
+def count_queued_ahead(conn: psycopg.Connection, job: JobRow | JobListRow | None) -> int:
     """Queued jobs ahead of `job` in queue order (priority DESC, id); all queued ones for None.
 
     Whole blocks ahead are summed from queue_block; only the job's own block is counted

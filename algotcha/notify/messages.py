@@ -22,9 +22,9 @@ MAX_SHORT = 40
 _TAG = re.compile(r"<[^>]*>")
 
 
-class Job(Protocol):
-    """What a message shows of a job. Notify sits below services and beside db, so it names
-    the fields it reads instead of importing db.jobs.JobRow, which has them."""
+class ListedJob(Protocol):
+    """What a list shows of a job. Notify sits below services and beside db, so it names the
+    fields it reads instead of importing db.jobs' rows (JobRow and JobListRow have them)."""
 
     @property
     def id(self) -> int: ...
@@ -35,20 +35,25 @@ class Job(Protocol):
     @property
     def strategy_name(self) -> str: ...
     @property
-    def payload(self) -> dict[str, Any]: ...
-    @property
     def progress(self) -> int: ...
-    @property
-    def result(self) -> dict[str, Any] | None: ...
     @property
     def error(self) -> str | None: ...
 
 
-class PlacedJob(Protocol):
-    """A job with its place in line (services.jobs.QueuedJob)."""
+class Job(ListedJob, Protocol):
+    """What a notice shows of a finished job: also its request and result (JobRow)."""
 
     @property
-    def job(self) -> Job: ...
+    def payload(self) -> dict[str, Any]: ...
+    @property
+    def result(self) -> dict[str, Any] | None: ...
+
+
+class PlacedJob(Protocol):
+    """A listed job with its place in line (services.jobs.QueuedJob)."""
+
+    @property
+    def job(self) -> ListedJob: ...
     @property
     def position(self) -> int | None: ...
     @property

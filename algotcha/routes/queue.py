@@ -57,7 +57,7 @@ async def submit(request: Request) -> Response:
     return _accepted(item)
 
 
-def _accepted(item: jobs.QueuedJob, body: dict[str, Any] | None = None) -> Response:
+def _accepted(item: jobs.QueuedJob[jobs.ShownJob], body: dict[str, Any] | None = None) -> Response:
     return JSONResponse(
         body or schemas.render_accepted(item),
         status_code=202,
@@ -138,7 +138,7 @@ async def show(request: Request) -> Response:
     item = await run_in_threadpool(
         jobs.get_for_user, request.state.pool, request.state.settings, user_id, job_id
     )
-    return JSONResponse(schemas.render_job(item, with_result=True))
+    return JSONResponse(schemas.render_job_with_result(item))
 
 
 async def cancel(request: Request) -> Response:

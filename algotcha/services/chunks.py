@@ -96,9 +96,16 @@ def wake(broker: dramatiq.Broker, job_id: int, count: int) -> None:
 
 
 def claim(pool: ConnectionPool, worker_id: str) -> Claimed | None:
-    """The next undone chunk of the running chunked job first in line; None if there is none."""
+    """The next undone chunk of the running chunked job first in line, in this worker's
+    claim_order; None if there is none."""
     with transaction(pool) as conn:
-        chunk = job_chunk_db.claim_next_chunk(conn, worker_id)
+        chunk = None
+        # Each round gives up only when another worker took every chunk tried: bounded.
+        while chunk is None and (job_id := job_chunk_db.select_claimable_job(conn)) is not None:
+            for number in claim_order(job_chunk_db.select_chunks(conn, job_id), worker_id):
+                chunk = job_chunk_db.update_chunk_claimed(conn, job_id, number, worker_id)
+                if chunk is not None:
+                    break
         job = None if chunk is None else job_db.select_job(conn, chunk.job_id)
     if chunk is None or job is None:
         return None
@@ -112,6 +119,34 @@ def claim(pool: ConnectionPool, worker_id: str) -> Claimed | None:
         chunk.attempt,
     )
     return Claimed(chunk, job)
+
+
+def claim_order(job_chunks: Sequence[ChunkRow], worker_id: str) -> list[int]:
+    """The undone chunks of one job (all its chunks, in order) in the order `worker_id` tries
+    to claim them, so that each worker runs a stretch of consecutive chunks.
+
+    Consecutive units share indicators, and a worker's backtest process keeps those of its
+    last chunk: interleaved chunks would make every worker compute the indicators of every
+    stretch, and both workers the ones a chunk boundary splits. So a worker takes first the
+    chunk after the one it finished last; then the start of a run of undone chunks that no
+    running chunk leads into (nobody else will start it); then the middle of the longest run
+    that one does (its worker keeps the first half, as in work stealing); then any.
+    """
+    undone = [c.chunk for c in job_chunks if c.status == "undone"]
+    running = {c.chunk for c in job_chunks if c.status == "running"}
+    mine = [(c.done_at, c.chunk) for c in job_chunks if c.done_by == worker_id and c.done_at]
+    preferred = [max(mine)[1] + 1] if mine else []
+    runs: list[list[int]] = []
+    for number in undone:
+        if runs and runs[-1][-1] == number - 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    runs.sort(key=len, reverse=True)  # stable: runs of equal length stay in chunk order
+    preferred += [run[0] for run in runs if run[0] - 1 not in running]
+    preferred += [run[len(run) // 2] for run in runs if run[0] - 1 in running]
+    todo = set(undone)
+    return [number for number in dict.fromkeys(preferred + undone) if number in todo]
 
 
 def record_progress(pool: ConnectionPool, chunk: ChunkRow, worker_id: str, units_done: int) -> bool:

@@ -8,7 +8,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import dramatiq
 import psycopg
@@ -20,7 +20,7 @@ from algotcha.db import job_chunks as job_chunk_db
 from algotcha.db import jobs as job_db
 from algotcha.db import trade_chunks as chunk_db
 from algotcha.db import workers as worker_db
-from algotcha.db.jobs import JobRow
+from algotcha.db.jobs import JobListRow, JobRow
 from algotcha.db.pool import connection, transaction
 from algotcha.errors import ConflictError, NotFoundError, QueueLimitError, UnavailableError
 from algotcha.services import estimates, trade_log
@@ -30,11 +30,17 @@ from monitoring.collector import QueueSample
 logger = logging.getLogger(__name__)
 
 
+# A job read whole, or as a list shows it (without its result).
+ShownJob = JobRow | JobListRow
+Row = TypeVar("Row", bound=ShownJob)
+Row_co = TypeVar("Row_co", bound=ShownJob, covariant=True)
+
+
 @dataclass(frozen=True)
-class QueuedJob:
+class QueuedJob(Generic[Row_co]):
     """A job with where it stands: queuePosition and estimatedWait of API.md."""
 
-    job: JobRow
+    job: Row_co
     position: int | None
     wait_minutes: int | None
 
@@ -84,7 +90,7 @@ def submit(
     kind: str = "backtest",
     units: int | None = None,
     unit_bars: int | None = None,
-) -> QueuedJob:
+) -> QueuedJob[JobRow]:
     """Store the job, then publish its wake-up; the row is the truth, the message a nudge.
 
     Without notify_via the user's profile choice applies. A chunked job (a sweep: `units`
@@ -189,8 +195,8 @@ _loads = _LoadCache()
 
 
 def _place(
-    job: JobRow, ahead: int | None = None, load: estimates.QueueSnapshot | None = None
-) -> QueuedJob:
+    job: Row, ahead: int | None = None, load: estimates.QueueSnapshot | None = None
+) -> QueuedJob[Row]:
     if job.status == "processing":
         return QueuedJob(job, 0, 0)
     if job.status != "queued" or ahead is None or load is None:
@@ -200,14 +206,16 @@ def _place(
 
 
 def _locate(
-    conn: psycopg.Connection, pool: ConnectionPool, settings: Settings, job: JobRow
-) -> QueuedJob:
+    conn: psycopg.Connection, pool: ConnectionPool, settings: Settings, job: Row
+) -> QueuedJob[Row]:
     if job.status != "queued":
         return _place(job)
     return _place(job, job_db.count_queued_ahead(conn, job), _loads.get(conn, pool, settings))
 
 
-def get_for_user(pool: ConnectionPool, settings: Settings, user_id: int, job_id: int) -> QueuedJob:
+def get_for_user(
+    pool: ConnectionPool, settings: Settings, user_id: int, job_id: int
+) -> QueuedJob[JobRow]:
     with connection(pool) as conn:
         job = job_db.select_job_for_user(conn, job_id, user_id)
         if job is None:
@@ -261,7 +269,7 @@ def _event(row: job_db.JobEventRow, load: estimates.QueueSnapshot | None) -> Job
 
 def list_for_user(
     pool: ConnectionPool, settings: Settings, user_id: int, *, limit: int, before: int | None
-) -> list[QueuedJob]:
+) -> list[QueuedJob[JobListRow]]:
     with connection(pool) as conn:
         rows = job_db.select_jobs_for_user(conn, user_id, limit=limit, before=before)
         return [_locate(conn, pool, settings, r) for r in rows]

@@ -116,22 +116,6 @@ def all_trades(pool: ConnectionPool, job: JobRow) -> Iterator[list[dict[str, Any
 # --- comparing runs --------------------------------------------------------------------------
 
 
-# Which way is better for each metric that has one (maxDrawdown is negative: higher is better).
-HIGHER_IS_BETTER = (
-    "total_return",
-    "cagr",
-    "max_drawdown",
-    "sharpe",
-    "sortino",
-    "calmar",
-    "win_rate",
-    "profit_factor",
-    "expectancy",
-    "final_equity",
-)
-LOWER_IS_BETTER = ("fees_paid",)
-
-
 @dataclass(frozen=True)
 class MetricRow:
     key: str
@@ -183,12 +167,10 @@ def align(jobs: list[JobRow]) -> Comparison:
 
 def _metric_row(key: str, values: list[Any]) -> MetricRow:
     scored = [(v, i) for i, v in enumerate(values) if isinstance(v, int | float)]
-    best = None
-    if scored and key in HIGHER_IS_BETTER:
-        best = max(scored)[1] if len({v for v, _ in scored}) > 1 else None
-    elif scored and key in LOWER_IS_BETTER:
-        best = min(scored)[1] if len({v for v, _ in scored}) > 1 else None
-    return MetricRow(key, values, best)
+    better = engine_metrics.BETTER.get(key)
+    if better is None or len({v for v, _ in scored}) < 2:
+        return MetricRow(key, values, None)
+    return MetricRow(key, values, (max(scored) if better == "higher" else min(scored))[1])
 
 
 def _rebased_curves(jobs: list[JobRow]) -> tuple[list[str], list[list[float | None]]]:

@@ -37,7 +37,7 @@ def submit(
     user_id: int,
     sweep: schemas.SweepSubmission,
     notify_via: str | None,
-) -> jobs.QueuedJob:
+) -> jobs.QueuedJob[JobRow]:
     """Queue a sweep as one job: one position, one estimate, one notification."""
     return jobs.submit(
         pool,
@@ -124,7 +124,7 @@ def backtest_combination(
     job_id: int,
     index: int,
     notify_via: str | None,
-) -> jobs.QueuedJob:
+) -> jobs.QueuedJob[JobRow]:
     """Queue the ordinary backtest of combination `index` of the user's sweep ("open this
     cell"): the sweep's payload with that combination's values bound into it."""
     with connection(pool) as conn:

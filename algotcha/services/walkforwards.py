@@ -38,7 +38,7 @@ def submit(
     user_id: int,
     walk_forward: schemas.WalkForwardSubmission,
     notify_via: str | None,
-) -> jobs.QueuedJob:
+) -> jobs.QueuedJob[JobRow]:
     """Cut a walk-forward's folds and queue it as one job: one position, one estimate, one
     notification; it counts against MAX_SWEEPS_PER_USER with the sweeps."""
     units, unit_bars = schemas.plan_walkforward(walk_forward, store)

@@ -1,6 +1,8 @@
 // A sweep's grid in the browser: value counts exactly as engine/grid.py expands them, the grid
 // CSV parsed, and the cells of a two-parameter heatmap (the other parameters at their best).
 
+import { percent, ratio } from "./format.js";
+
 // engine/grid.py: a step "divides" a range when the count of steps is this close to whole.
 const STEP_TOLERANCE = 1e-9;
 const MAX_VALUES = 1000;
@@ -13,6 +15,11 @@ export const OBJECTIVES = [
   ["profitFactor", "Profit factor"],
   ["expectancy", "Average trade return"],
 ];
+
+/** The value of an objective for people: returns as percents, ratios with two decimals. */
+export function objectiveFormat(key) {
+  return key === "totalReturn" || key === "expectancy" ? (v) => percent(v, { signed: true }) : ratio;
+}
 
 /**
  * {count} or {error} for one parameter: {from, to, step} or a list of numbers. The same rules as

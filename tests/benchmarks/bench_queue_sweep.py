@@ -73,7 +73,8 @@ def through_queue(stack: Stack, token: str, size: int, workers: int) -> dict[str
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=stack.url, headers=headers, timeout=60) as client:
         _wait_for_workers(client, workers)
-        idle_cpu_s = sum(_tree_cpu_s(process.pid) for process in started_workers)
+        worker_cpu = CpuMeter([process.pid for process in started_workers])
+        api_cpu = CpuMeter([stack.processes[0].pid])
         began = time.perf_counter()
         answer = client.post(
             "/api/backtest/queue", json={"sweep": sweep_body(size), "notifyVia": "none"}
@@ -82,11 +83,12 @@ def through_queue(stack: Stack, token: str, size: int, workers: int) -> dict[str
         job_id = answer.json()["queueId"]
         while True:
             job = client.get(f"/api/backtest/queue/{job_id}").json()
+            worker_cpu.sample()
             if job["status"] in ("completed", "failed", "cancelled"):
                 break
             time.sleep(0.1)
         elapsed = time.perf_counter() - began
-    cpu_s = sum(_tree_cpu_s(process.pid) for process in started_workers) - idle_cpu_s
+    api_cpu.sample()
     for process in started_workers:
         process.terminate()
     for process in started_workers:
@@ -98,25 +100,45 @@ def through_queue(stack: Stack, token: str, size: int, workers: int) -> dict[str
         "workers": workers,
         "seconds": elapsed,
         # the workers' CPU from submit to completed, their backtest processes included
-        "worker_cpu_s": cpu_s,
+        "worker_cpu_s": worker_cpu.used_s(),
+        "api_cpu_s": api_cpu.used_s(),
         "engine_ms_summed": result["elapsedMs"],
         "combinations": result["combinations"],
         "best": result["top"][0]["parameters"] if result["top"] else None,
     }
 
 
-def _tree_cpu_s(pid: int) -> float:
-    """CPU seconds of a process and its descendants, the ended ones its tree has reaped too
-    (a chunk's backtest process is a child of the worker's forkserver)."""
-    total = 0.0
-    root = psutil.Process(pid)
-    for process in [root, *root.children(recursive=True)]:
-        try:
-            times = process.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system + times.children_user + times.children_system
-    return total
+class CpuMeter:
+    """CPU seconds used since it was made by some processes and their descendants, sampled.
+
+    Each process counts by its own times, last sampled: a backtest process that ends between
+    two samples loses what it used since the earlier one (sampling every 0.1 s, little), and
+    never counts twice. Its parent's children times cannot stand in for it: a chunk's process
+    is a child of the worker's forkserver, which may not have reaped it when the job is seen
+    completed, so reading them once at the end missed or kept the whole engine by chance.
+    """
+
+    def __init__(self, pids: list[int]) -> None:
+        self.roots = [psutil.Process(pid) for pid in pids]
+        self.start = self._read()
+        self.last = dict(self.start)
+
+    def _read(self) -> dict[int, float]:
+        seen = {}
+        for root in self.roots:
+            for process in [root, *root.children(recursive=True)]:
+                try:
+                    times = process.cpu_times()
+                except psutil.NoSuchProcess:
+                    continue
+                seen[process.pid] = times.user + times.system
+        return seen
+
+    def sample(self) -> None:
+        self.last |= self._read()
+
+    def used_s(self) -> float:
+        return sum(self.last.values()) - sum(self.start.values())
 
 
 def _wait_for_workers(client: httpx.Client, count: int) -> None:
@@ -157,7 +179,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"used {one['worker_cpu_s']:.1f} s of CPU ({cpu_overhead:+.1%} over the engine's)\n"
         f"  through the queue, 2 workers: {two['seconds']:.1f} s -> {ratio:.2f}x the time of one "
         f"(target at most {TARGET_SPEEDUP_RATIO}x), speed-up {1 / ratio:.2f}x; "
-        f"{two['worker_cpu_s']:.1f} s of CPU\n"
+        f"{two['worker_cpu_s']:.1f} s of CPU ({two['worker_cpu_s'] / one['worker_cpu_s'] - 1:+.1%} "
+        f"over one worker's); the API used {one['api_cpu_s']:.1f} and {two['api_cpu_s']:.1f} s\n"
         f"  (wall times need idle CPUs: with a load of {os.getloadavg()[0]:.1f} on "
         f"{os.cpu_count()} CPUs, two workers cannot run twice as fast)",
         flush=True,

@@ -8,8 +8,13 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from psycopg.types.json import JsonbLoader
 
+from algotcha import schemas
 from algotcha.config import Settings
+from algotcha.db import jobs as job_db
+from algotcha.db import workers as worker_db
+from algotcha.services import jobs
 from tests.fixtures.app import LiveServer, free_port, payload
 
 pytestmark = pytest.mark.integration
@@ -102,6 +107,62 @@ def test_my_jobs_are_newest_first_and_paginated(make_user: Any) -> None:
     assert [j["queuePosition"] for j in page + rest] == [3, 2, 1, None]
     bad = user.client.get("/api/backtest/queue/my", params={"limit": 0})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "limit"
+
+
+def test_the_list_reads_no_result_or_payload_and_shows_jobs_as_the_full_row_does(
+    make_user: Any, db: psycopg.Connection, settings: Settings
+) -> None:
+    user = make_user()
+    done = user.submit(strategyName="done").json()["queueId"]
+    sweep = {
+        "payload": payload(longEntry="crossover(sma(close, fast), sma(close, 50))"),
+        "parameters": {"fast": [10, 20]},
+        "minTrades": 1,
+    }
+    swept = user.client.post("/api/backtest/queue", json={"sweep": sweep, "notifyVia": "none"})
+    waiting = user.submit(strategyName="waiting", timeframe="4h").json()["queueId"]
+    worker_db.insert_worker(db, "w-list", "host", 1)
+    claimed = job_db.claim_next_job(db, "w-list")
+    assert claimed is not None and claimed.id == done
+    trades = [{"n": n, "note": "x" * 100} for n in range(40_000)]  # about 5 MB of JSON
+    job_db.update_job_finished(
+        db, done, "w-list", status="completed", result={"trades": trades, "metrics": {}}
+    )
+
+    loaded: list[int] = []
+
+    class Recording(JsonbLoader):
+        def load(self, data: Any) -> Any:
+            loaded.append(len(data))
+            return super().load(data)
+
+    with psycopg.connect(settings.require_database_url()) as conn:
+        conn.adapters.register_loader("jsonb", Recording)
+        rows = job_db.select_jobs_for_user(conn, user.id, limit=50, before=None)
+    assert loaded == []  # neither a result nor a payload came over the wire
+    ids = [waiting, swept.json()["queueId"], done]
+    assert [(r.id, r.symbol, r.timeframe) for r in rows] == [
+        (ids[0], "SYNTH", "4h"),
+        (ids[1], "SYNTH", "1h"),
+        (ids[2], "SYNTH", "1h"),
+    ]
+
+    listed = user.client.get("/api/backtest/queue/my").json()
+    whole = []
+    for job_id in ids:
+        row = job_db.select_job(db, job_id)
+        assert row is not None
+        place = user.client.get(f"/api/backtest/queue/position/{job_id}").json()
+        whole.append(
+            schemas.render_job(jobs.QueuedJob(row, place["queuePosition"], place["estimatedWait"]))
+        )
+    assert listed == whole
+    assert [(j["kind"], j["status"], j["result"]) for j in listed] == [
+        ("backtest", "queued", None),
+        ("sweep", "queued", None),
+        ("backtest", "completed", None),
+    ]
+    assert listed[1]["combinations"] == 2 and "payload" not in listed[2]
 
 
 def test_the_per_user_queue_limit_is_429_with_retry_after(

@@ -87,6 +87,9 @@ def test_two_workers_share_the_folds_and_match_the_engine_alone(
     job = ann.client.get(f"/api/backtest/queue/{job_id}").json()
     assert job["kind"] == "walkForward" and job["progress"] == 100
     assert job["folds"] == FOLDS and job["foldsDone"] == FOLDS
+    listed = ann.client.get("/api/backtest/queue/my").json()  # read without payload or result
+    shown = {key: value for key, value in job.items() if key != "payload"}
+    assert listed == [{**shown, "result": None}] and job["symbol"] == "SYNTH"
     expected = engine_result(settings, walk_request())
     assert without_time(job["result"]) == without_time(expected)
     assert [fold["index"] for fold in job["result"]["folds"]] == list(range(FOLDS))

@@ -9,6 +9,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 import engine
 from algotcha import cli, schemas
 from engine.synth import synth_bars
@@ -51,3 +53,15 @@ def test_backtest_run_json_prints_only_the_result_in_camel_case_on_stdout(tmp_pa
     expected.pop("elapsedMs")
     assert len(printed["trades"]) > 100
     assert printed == expected
+
+
+def test_the_engine_gets_one_blas_thread_whatever_the_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMEXPR_MAX_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    cli._set_engine_threads(4)
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    assert os.environ["NUMEXPR_NUM_THREADS"] == "4"
+    # OpenBLAS reads it once, when numpy is first imported: not before cli.main has set it
+    code = "import sys, algotcha.cli; print(sorted({'numpy', 'numexpr'} & set(sys.modules)))"
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert imported.stdout.strip() == "[]", imported.stderr

@@ -19,9 +19,9 @@ def test_the_public_names_are_exported() -> None:
         [
             "EngineError", "RuleError", "DataError", "Cancelled", "BacktestRequest",
             "TIMEFRAMES", "BacktestResult", "Trade", "BarStore", "DatasetInfo", "DatasetSource",
-            "run", "check", "backtest", "rules", "grid", "sweep", "overfitting", "SweepRequest",
-            "SweepResult", "SweepRow", "ChunkResult", "walkforward", "WalkForwardRequest",
-            "WalkForwardResult", "FoldResult",
+            "run", "check", "backtest", "estimate_bars", "rules", "grid", "sweep", "overfitting",
+            "SweepRequest", "SweepResult", "SweepRow", "ChunkResult", "walkforward",
+            "WalkForwardRequest", "WalkForwardResult", "FoldResult",
         ]
     )  # fmt: skip
     for name in engine.__all__:

@@ -55,9 +55,11 @@ def test_boolean_functions_warm_up_one_bar(columns: dict[str, np.ndarray]) -> No
         assert rules.parse(f"{name}(close, open)").lookback == 1
 
 
-def test_every_function_is_documented() -> None:
+@pytest.mark.parametrize("path", ["docs/api.md", "algotcha/web/index.html"])
+def test_every_function_is_documented(path: str) -> None:
+    """In the API document and in the web page's indicator reference."""
     from pathlib import Path
 
-    doc = (Path(__file__).parents[3] / "docs" / "api.md").read_text()
+    doc = (Path(__file__).parents[3] / path).read_text()
     for function in functions.FUNCTIONS.values():
-        assert function.name in doc, function.name
+        assert f"{function.name}(" in doc, function.name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from engine import indicators
@@ -102,6 +103,20 @@ def test_highest_and_lowest_include_the_current_bar() -> None:
     assert_same(indicators.lowest(values, 2), array(nan, 1, 2, 2, 4))
     assert_same(indicators.highest(values, 1), values)
     assert np.isnan(indicators.highest(values, 6)).all()
+
+
+def test_stoch_places_the_close_in_the_range_of_the_last_n_bars() -> None:
+    high, low, close = array(3, 4, 5, 4, 7, 7), array(1, 2, 2, 1, 7, 7), array(2, 3, 4, 2, 7, 7)
+    # bar 3: highest high 5, lowest low 1 -> 100 * (2 - 1) / 4; bar 5: a flat range is 0
+    expected = array(nan, 100 * 2 / 3, 100 * 2 / 3, 25, 100 * 6 / 6, 0)
+    assert_same(indicators.stoch(high, low, close, 2), expected)
+    rng = np.random.default_rng(4)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 500)))
+    high, low = close * (1 + rng.random(500) / 50), close * (1 - rng.random(500) / 50)
+    top = pd.Series(high).rolling(14).max()
+    bottom = pd.Series(low).rolling(14).min()
+    by_pandas = (100 * (close - bottom) / (top - bottom)).to_numpy()
+    assert_same(indicators.stoch(high, low, close, 14), by_pandas)
 
 
 def test_roc_is_a_percentage() -> None:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import engine
-from engine import grid, sweep
+from engine import grid, metrics, sweep
 from engine.synth import synth_bars
 from tests.unit.engine import bartables
 
@@ -160,6 +160,10 @@ def test_ranking_uses_the_objective_and_min_trades(bars: pd.DataFrame) -> None:
     assert verdict.deflated_sharpe is not None and 0 <= verdict.deflated_sharpe <= 1
     assert verdict.pbo is not None and 0 <= verdict.pbo <= 1
     assert verdict.reading.endswith(".")
+
+
+def test_every_objective_has_a_better_side_for_the_ranking() -> None:
+    assert all(metrics.BETTER[name] in ("higher", "lower") for name in grid.OBJECTIVES)
 
 
 def test_without_out_of_sample_rows_cover_every_bar(bars: pd.DataFrame) -> None:
