@@ -11,10 +11,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-from algotcha.db.jobs import JobRow
-from algotcha.services.jobs import QueuedJob, ShownJob
+from typing import Any, Protocol
 
 #: Telegram's limit (4,096) less a margin; counted like Telegram, in UTF-16 code units.
 TELEGRAM_BUDGET = 4000
@@ -23,6 +20,44 @@ MAX_ERROR = 1500
 MAX_SHORT = 40
 
 _TAG = re.compile(r"<[^>]*>")
+
+
+class ListedJob(Protocol):
+    """What a list shows of a job. Notify sits below services and beside db, so it names the
+    fields it reads instead of importing db.jobs' rows (JobRow and JobListRow have them)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def strategy_name(self) -> str: ...
+    @property
+    def progress(self) -> int: ...
+    @property
+    def error(self) -> str | None: ...
+
+
+class Job(ListedJob, Protocol):
+    """What a notice shows of a finished job: also its request and result (JobRow)."""
+
+    @property
+    def payload(self) -> dict[str, Any]: ...
+    @property
+    def result(self) -> dict[str, Any] | None: ...
+
+
+class PlacedJob(Protocol):
+    """A listed job with its place in line (services.jobs.QueuedJob)."""
+
+    @property
+    def job(self) -> ListedJob: ...
+    @property
+    def position(self) -> int | None: ...
+    @property
+    def wait_minutes(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -65,7 +100,7 @@ def visible(telegram_html: str) -> str:
 _WHAT = {"backtest": "Backtest", "sweep": "Sweep", "walk_forward": "Walk-forward"}
 
 
-def render(job: JobRow, public_url: str) -> Notice:
+def render(job: Job, public_url: str) -> Notice:
     """The notice for a job that ended completed or failed."""
     # a sweep or walk-forward stores its SweepRequest, whose payload names the data
     payload = job.payload if job.kind == "backtest" else job.payload.get("payload") or {}
@@ -213,7 +248,7 @@ def _telegram(headline: str, job_id: int, facts: list[tuple[str, str]], url: str
 # --- bot replies -------------------------------------------------------------------------------
 
 
-def status_reply(items: Sequence[QueuedJob[ShownJob]], public_url: str) -> str:
+def status_reply(items: Sequence[PlacedJob], public_url: str) -> str:
     """/status: the user's queued and running backtests with their place in line."""
     active = [i for i in items if i.job.status in ("queued", "processing")]
     if not active:
