@@ -6,7 +6,7 @@ import logging
 
 from actors import execution, progress
 from actors.broker import Runtime
-from algotcha import schemas
+from algotcha import engine_requests
 from algotcha.db.jobs import JobRow
 from algotcha.errors import UnavailableError, ValidationError
 from algotcha.services import chunks, sweeps
@@ -42,7 +42,9 @@ def run(rt: Runtime, claimed: chunks.Claimed) -> None:
     chunk = claimed.chunk
     outcome: execution.Finished | execution.Outcome
     try:
-        request = schemas.parse_sweep(claimed.job.payload, max_combinations=sweeps.STORED_LIMIT)
+        request = engine_requests.parse_sweep(
+            claimed.job.payload, max_combinations=sweeps.STORED_LIMIT
+        )
     except ValidationError as exc:  # stored before a check became stricter
         outcome = execution.Rejected(exc.detail)
     else:

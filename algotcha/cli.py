@@ -394,7 +394,7 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _user_create(args: argparse.Namespace, settings: Settings) -> int:
-    from algotcha import auth, schemas
+    from algotcha import auth, models
     from algotcha.db import pool as db_pool
     from algotcha.services import users
 
@@ -403,7 +403,7 @@ def _user_create(args: argparse.Namespace, settings: Settings) -> int:
     else:
         password = sys.stdin.readline().rstrip("\n")
     body = json.dumps({"email": args.email, "password": password, "name": args.name})
-    creds = schemas.parse_register(body.encode())
+    creds = models.read(models.Registration, body.encode())
     with db_pool.create_pool(settings.require_database_url(), max_size=1) as pool:
         slots = auth.HashSlots.for_settings(settings)
         user = users.register(
@@ -596,13 +596,13 @@ def _describe(source: engine.DatasetSource | None) -> str:
 
 def _backtest_run(args: argparse.Namespace, settings: Settings) -> int:
     import engine
-    from algotcha import schemas
+    from algotcha import engine_requests, models
 
-    request = schemas.parse_payload(schemas.parse_json(args.payload.read_bytes()), path="payload")
+    request = engine_requests.parse_payload(models.parse_json(args.payload.read_bytes()))
     try:
         result = engine.backtest(request, engine.BarStore(settings.data_dir))
     except engine.EngineError as exc:
-        raise schemas.engine_error(exc) from None
+        raise engine_requests.engine_error(exc) from None
     if args.csv is not None:
         _write_csv(args.csv, result.as_dict())
     if args.json:
@@ -610,7 +610,7 @@ def _backtest_run(args: argparse.Namespace, settings: Settings) -> int:
 
         # A 90k-trade result is ~25 MB of JSON: json.dumps with indent falls back to its pure
         # Python encoder (seconds); orjson writes it in tens of milliseconds.
-        document = result.as_dict(keys=schemas.camel)
+        document = result.as_dict(keys=models.camel)
         sys.stdout.flush()
         sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
         sys.stdout.buffer.flush()
@@ -620,7 +620,7 @@ def _backtest_run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"  {result.bars} bars in {result.elapsed_ms:.0f} ms")
     for key in ("total_return", "cagr", "max_drawdown", "win_rate", "buy_and_hold_return"):
         value = m.get(key)
-        print(f"  {schemas.camel(key):<18} {'-' if value is None else f'{value:.2%}'}")
+        print(f"  {models.camel(key):<18} {'-' if value is None else f'{value:.2%}'}")
     for key in (
         "sharpe",
         "sortino",
@@ -631,7 +631,7 @@ def _backtest_run(args: argparse.Namespace, settings: Settings) -> int:
         "fees_paid",
     ):
         value = m.get(key)
-        print(f"  {schemas.camel(key):<18} {'-' if value is None else f'{value:,.2f}'}")
+        print(f"  {models.camel(key):<18} {'-' if value is None else f'{value:,.2f}'}")
     return EXIT_OK
 
 
@@ -639,12 +639,12 @@ def _sweep_run(args: argparse.Namespace, settings: Settings) -> int:
     import dataclasses
 
     import engine
-    from algotcha import schemas
+    from algotcha import engine_requests, exports, models, schemas
     from algotcha.progress import ProgressBar
 
     store = engine.BarStore(settings.data_dir)
-    request = schemas.parse_sweep(
-        schemas.parse_json(args.request.read_bytes()),
+    request = engine_requests.parse_sweep(
+        models.parse_json(args.request.read_bytes()),
         max_combinations=settings.max_sweep_combinations,
     )
     try:
@@ -656,17 +656,17 @@ def _sweep_run(args: argparse.Namespace, settings: Settings) -> int:
         with ProgressBar(total, "combinations", sys.stderr) as bar:
             result = engine.sweep.run(request, bars, on_progress=bar.update)
     except engine.EngineError as exc:
-        raise schemas.sweep_error(exc) from None
+        raise engine_requests.sweep_error(exc) from None
     logger.info("sweep finished combinations=%d ms=%.0f", total, result.elapsed_ms)
     if args.grid:
-        args.grid.write_text(schemas.render_grid_csv(result))
+        args.grid.write_text(exports.render_grid_csv(result))
     if args.json:
         print(json.dumps(schemas.render_sweep(result), indent=2))
         return EXIT_OK
     print(f"{base.strategy_name}  {base.symbol} {base.timeframe}  {result.elapsed_ms / 1000:.1f} s")
     print(
         f"  {result.combinations} combinations, {result.evaluated} ranked by "
-        f"{schemas.camel(result.objective)}, {result.skipped} skipped"
+        f"{models.camel(result.objective)}, {result.skipped} skipped"
     )
     for row in result.top:
         values = " ".join(f"{name}={value:g}" for name, value in row.parameters.items())
@@ -683,13 +683,13 @@ def _walkforward_run(args: argparse.Namespace, settings: Settings) -> int:
     import dataclasses
 
     import engine
-    from algotcha import schemas
+    from algotcha import engine_requests, models, schemas
     from algotcha.progress import ProgressBar
     from engine import walkforward
 
     store = engine.BarStore(settings.data_dir)
-    request = schemas.parse_walkforward(
-        schemas.parse_json(args.request.read_bytes()),
+    request = engine_requests.parse_walkforward(
+        models.parse_json(args.request.read_bytes()),
         max_combinations=settings.max_sweep_combinations,
     )
     try:
@@ -710,7 +710,7 @@ def _walkforward_run(args: argparse.Namespace, settings: Settings) -> int:
                 request, bars, on_progress=bar.update, laid_out=laid_out, folds=folds
             )
     except engine.EngineError as exc:
-        raise schemas.sweep_error(exc, "") from None
+        raise engine_requests.sweep_error(exc, "") from None
     logger.info("walkforward finished folds=%d ms=%.0f", request.folds, result.elapsed_ms)
     if args.json:
         import orjson
@@ -721,7 +721,7 @@ def _walkforward_run(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.buffer.flush()
         return EXIT_OK
     stitched = result.stitched.metrics
-    objective = schemas.camel(request.sweep.objective)
+    objective = models.camel(request.sweep.objective)
     print(f"{base.strategy_name}  {base.symbol} {base.timeframe}  {result.elapsed_ms / 1000:.1f} s")
     for fold in result.folds:
         start, end = (

@@ -21,7 +21,7 @@ async def register(request: Request) -> Response:
         password=creds.password,
         name=creds.name,
     )
-    return JSONResponse({"id": user.id, "email": user.email, "name": user.name}, status_code=201)
+    return JSONResponse(schemas.render_registered(user), status_code=201)
 
 
 async def login(request: Request) -> Response:
@@ -37,9 +37,7 @@ async def login(request: Request) -> Response:
         # The peer, or the client a trusted proxy names (uvicorn's FORWARDED_ALLOW_IPS).
         address=request.client.host if request.client else "unknown",
     )
-    return JSONResponse(
-        {"accessToken": token, "tokenType": "bearer", "expiresIn": settings.jwt_ttl_s}
-    )
+    return JSONResponse(schemas.render_token(token, settings.jwt_ttl_s))
 
 
 routes: list[BaseRoute] = [

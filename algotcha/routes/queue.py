@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from algotcha import auth, schemas
+from algotcha import auth, engine_requests, schemas
 from algotcha.services import jobs, sweeps
 
 
@@ -15,7 +15,7 @@ async def submit(request: Request) -> Response:
     user_id = auth.current_user(request)
     settings = request.state.settings
     # Parsing is a fraction of a millisecond of CPU: a thread hop would cost more.
-    body = schemas.parse_submit(
+    body = engine_requests.parse_submit(
         await request.body(), request.state.store, max_combinations=settings.max_sweep_combinations
     )
     if body.sweep is not None:
@@ -37,7 +37,7 @@ async def submit(request: Request) -> Response:
         settings,
         user_id=user_id,
         strategy_name=body.request.strategy_name,
-        payload=schemas.payload_dict(body.request),
+        payload=engine_requests.payload_dict(body.request),
         notify_via=body.notify_via,
     )
     return _accepted(item)

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from algotcha import auth, exports, schemas
+from algotcha import auth, exports, models, schemas
 from algotcha.routes import pages
 from algotcha.services import results
 
@@ -61,7 +61,7 @@ async def result_json(request: Request) -> Response:
     head = schemas.render_result(job.result or {}, "")
     for key in ("trades", "tradesNext"):
         head.pop(key, None)
-    chunks = (schemas.camel_keys(chunk) for chunk in _all_trades(request, job))
+    chunks = (models.camel_keys(chunk) for chunk in _all_trades(request, job))
     return _download(exports.result_json(head, chunks), "application/json", f"result-{job.id}.json")
 
 

@@ -7,14 +7,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from algotcha import schemas
 from algotcha.services import bot
 
 
 async def webhook(request: Request) -> Response:
     settings = request.state.settings
     bot.verify_secret(settings, request.headers.get("x-telegram-bot-api-secret-token"))
-    command = schemas.parse_telegram_webhook(await request.body())
+    command = bot.parse_webhook(await request.body())
     await run_in_threadpool(
         bot.handle, request.state.pool, settings, request.state.telegram, command
     )
