@@ -18,7 +18,7 @@ from algotcha.vocabulary import NotifyChannel
 
 # camelCase payload field -> engine.BacktestRequest field, in docs/api.md's order
 PAYLOAD_FIELDS = {
-    info.alias or name: name for name, info in models.BacktestPayload.model_fields.items()
+    info.alias or name: name for name, info in models.RunBacktestDto.model_fields.items()
 }
 _CAMEL = {snake: camel for camel, snake in PAYLOAD_FIELDS.items()}
 # camelCase objective -> engine objective (a metric key)
@@ -27,7 +27,7 @@ _RULE_PAYLOAD_FIELDS = ("longEntry", "longExit", "shortEntry", "shortExit")
 
 
 def backtest_request(
-    payload: models.BacktestPayload, path: str = "payload"
+    payload: models.RunBacktestDto, path: str = "payload"
 ) -> engine.BacktestRequest:
     """The engine's request of a validated payload: its rules parsed, its ranges checked."""
     try:
@@ -38,7 +38,7 @@ def backtest_request(
 
 def parse_payload(obj: Any, path: str = "payload") -> engine.BacktestRequest:
     """A RunBacktestDto as decoded JSON (a stored job's, a file's) -> BacktestRequest."""
-    return backtest_request(models.validate(models.BacktestPayload, obj, path), path)
+    return backtest_request(models.validate(models.RunBacktestDto, obj, path), path)
 
 
 def engine_error(exc: engine.EngineError, path: str = "payload") -> ValidationError:

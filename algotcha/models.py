@@ -232,7 +232,17 @@ _RULE_LENGTH = _length(0, 2000)
 _RATE_SAYS = _says(f"must be between 0 and {MAX_RATE} (5 %) per side", *_BOUND_ERRORS)
 _FRACTION_SAYS = _says("must be null or between 0 and 1, e.g. 0.02", *_BOUND_ERRORS)
 
-Number = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_finite)]
+
+def _number(**bounds: float) -> tuple[Any, ...]:
+    """A finite JSON number within `bounds` (gt, ge, lt, le), as metadata for Annotated.
+
+    The bounds sit beside allow_inf_nan, before any validator, so that the document says
+    exclusiveMinimum and so on rather than pydantic's own words for them.
+    """
+    return Field(allow_inf_nan=False, **bounds), BeforeValidator(_finite)  # type: ignore[call-overload]
+
+
+Number = Annotated[float, *_number()]
 Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
 Email = Annotated[str, Field(json_schema_extra={"format": "email"}), BeforeValidator(_email)]
 Rule = Annotated[str, *_RULE_LENGTH]
@@ -246,8 +256,8 @@ Symbol = Annotated[
     ),
 ]
 Channel = Annotated[NotifyChannel, _one_of(NotifyChannel)]
-Rate = Annotated[Number, Field(ge=0, le=MAX_RATE), _RATE_SAYS]
-Fraction = Annotated[Number, Field(gt=0, lt=1), _FRACTION_SAYS]
+Rate = Annotated[float, *_number(ge=0, le=MAX_RATE), _RATE_SAYS]
+Fraction = Annotated[float, *_number(gt=0, lt=1), _FRACTION_SAYS]
 
 
 class Shape(BaseModel):
@@ -300,22 +310,22 @@ class Request(Shape):
 # --- requests ----------------------------------------------------------------------------------
 
 
-class BacktestPayload(Request):
+class RunBacktestDto(Request):
     """RunBacktestDto: one backtest (docs/api.md "Backtest payload")."""
-
-    model_config = ConfigDict(title="RunBacktestDto")
 
     strategy_name: StrategyName
     symbol: Symbol
     timeframe: Annotated[Timeframe, _one_of(Timeframe)]
     start: Timestamp
     end: Timestamp
-    initial_capital: Annotated[Number, Field(gt=0), _says("must be greater than 0", *_BOUND_ERRORS)]
+    initial_capital: Annotated[
+        float, *_number(gt=0), _says("must be greater than 0", *_BOUND_ERRORS)
+    ]
     fee_rate: Rate = 0.0
     slippage: Rate = 0.0
     position_size: Annotated[
-        Number,
-        Field(gt=0, le=1),
+        float,
+        *_number(gt=0, le=1),
         _says("must be above 0 and at most 1 (all equity)", *_BOUND_ERRORS),
     ] = 1.0
     long_entry: Rule | None = None
@@ -336,7 +346,7 @@ class Range(Shape):
 
     from_: Number = Field(alias="from")
     to: Number
-    step: Annotated[Number, Field(gt=0), _says("must be above 0, e.g. 1", "greater_than")]
+    step: Annotated[float, *_number(gt=0), _says("must be above 0, e.g. 1", "greater_than")]
 
 
 def _spelling(value: Any) -> str | None:
@@ -377,7 +387,7 @@ class SweepRequest(Request):
     objective: Annotated[Objective, _one_of(Objective)] = "sharpe"
     min_trades: Annotated[int, Field(ge=0), _says("must be 0 or more", "greater_than_equal")] = 10
     out_of_sample: Annotated[
-        Number, Field(ge=0, le=0.5), _says("must be between 0 and 0.5, e.g. 0.3", *_BOUND_ERRORS)
+        float, *_number(ge=0, le=0.5), _says("must be between 0 and 0.5, e.g. 0.3", *_BOUND_ERRORS)
     ] = 0.3
 
 
@@ -390,8 +400,8 @@ class WalkForward(Request):
         _says(lambda n: f"folds must be {MIN_FOLDS} to {MAX_FOLDS}; got {n}", *_BOUND_ERRORS),
     ]
     in_sample: Annotated[
-        Number,
-        Field(ge=0.5, le=0.9),
+        float,
+        *_number(ge=0.5, le=0.9),
         _says("must be between 0.5 and 0.9 of each window, e.g. 0.7", *_BOUND_ERRORS),
     ]
     anchored: bool = False
@@ -406,7 +416,7 @@ class WalkForwardRequest(SweepRequest):
 class SubmitRequest(Request):
     """The queue's body: exactly one of payload (a backtest) and sweep (a parameter sweep)."""
 
-    payload: BacktestPayload | None = None
+    payload: RunBacktestDto | None = None
     sweep: SweepRequest | None = None
     notify_via: Channel | None = Field(None, description="defaults to the profile's choice")
 
@@ -438,8 +448,8 @@ class ShareRequest(Request):
 
     expires_in_days: (
         Annotated[
-            Number,
-            Field(ge=1, le=365),
+            float,
+            *_number(ge=1, le=365),
             _says("must be a number of days from 1 to 365", *_BOUND_ERRORS),
         ]
         | None
@@ -470,7 +480,11 @@ def camel_keys(value: Any) -> Any:
     return value
 
 
-Time = Annotated[datetime, PlainSerializer(iso, return_type=str)]
+Time = Annotated[
+    datetime,
+    PlainSerializer(iso, return_type=str),
+    Field(json_schema_extra={"format": "date-time"}),
+]
 Minutes = Annotated[int, Field(ge=0, description="minutes")]
 
 
@@ -499,10 +513,8 @@ class Position(Answer):
     estimated_wait: Minutes | None
 
 
-class Job(Answer):
+class BacktestQueue(Answer):
     """BacktestQueue: a job as its owner sees it; `payload` and `result` on the one-job route."""
-
-    model_config = ConfigDict(title="BacktestQueue")
 
     id: int
     kind: JobKindName

@@ -157,7 +157,7 @@ def render_job(item: QueuedJob, *, with_result: bool = False) -> dict[str, Any]:
                 if job.kind == "backtest"
                 else render_sweep_document(job.result)
             )
-    return models.Job(
+    return models.BacktestQueue(
         id=job.id,
         kind=KIND_NAMES[job.kind],
         strategy_name=job.strategy_name,

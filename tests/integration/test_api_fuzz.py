@@ -89,9 +89,12 @@ HOSTILE_JSON = st.recursive(
 )
 # A valid body per request schema, the starting point for one hostile change.
 TEMPLATES: dict[str, Any] = {
-    "Credentials": {"email": "fuzz@example.com", "password": FUZZ_PASSWORD, "name": "F"},
+    "Registration": {"email": "fuzz@example.com", "password": FUZZ_PASSWORD, "name": "F"},
+    "Login": {"email": "fuzz@example.com", "password": FUZZ_PASSWORD},
     "ProfileChange": {"name": "F", "notifyVia": "none"},
     "SubmitRequest": {"payload": payload(), "notifyVia": "none"},
+    "NotifyChoice": {"notifyVia": "none"},
+    "ShareRequest": {"expiresInDays": 7},
     "webhook": {"update_id": 1, "message": {"chat": {"id": 5}, "text": "/start abc"}},
 }
 OPERATIONS = [
