@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args
 
 import pydantic
 import pydantic_core
@@ -413,12 +413,29 @@ class WalkForwardRequest(SweepRequest):
     walk_forward: WalkForward
 
 
+def _exactly_one_of_payload_and_sweep(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    nullable_defaults(schema, model)
+    for name in ("payload", "sweep"):
+        schema["properties"][name] = schema["properties"][name]["anyOf"][0]
+    schema["oneOf"] = [{"required": ["payload"]}, {"required": ["sweep"]}]
+
+
 class SubmitRequest(Request):
     """The queue's body: exactly one of payload (a backtest) and sweep (a parameter sweep)."""
+
+    model_config = ConfigDict(json_schema_extra=_exactly_one_of_payload_and_sweep)
 
     payload: RunBacktestDto | None = None
     sweep: SweepRequest | None = None
     notify_via: Channel | None = Field(None, description="defaults to the profile's choice")
+
+    @pydantic.field_validator("payload", "sweep", mode="before")
+    @classmethod
+    def _given_or_left_out(cls, value: Any) -> Any:
+        """Left out, not null: which of the two is given says what the job is."""
+        if value is None:
+            raise pydantic_core.PydanticCustomError("value_error", "must be a JSON object")
+        return value
 
 
 class Registration(Request):
@@ -492,12 +509,17 @@ class Answer(Shape):
     """A response body: built by name in Python, written camelCase."""
 
     model_config = ConfigDict(validate_by_name=True, validate_by_alias=False)
+    # Fields that only some answers carry (a sweep's counts): left out unless given.
+    only_when_given: ClassVar[frozenset[str]] = frozenset()
 
     def dump(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        absent = self.only_when_given - self.model_fields_set
+        return self.model_dump(mode="json", by_alias=True, exclude=set(absent))
 
 
 class Accepted(Answer):
+    only_when_given = frozenset({"combinations"})
+
     success: Literal[True] = True
     queue_id: int
     position: Annotated[int, Field(ge=1)] | None
@@ -515,6 +537,8 @@ class Position(Answer):
 
 class BacktestQueue(Answer):
     """BacktestQueue: a job as its owner sees it; `payload` and `result` on the one-job route."""
+
+    only_when_given = frozenset({"combinations", "combinations_done", "payload"})
 
     id: int
     kind: JobKindName

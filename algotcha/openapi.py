@@ -308,7 +308,15 @@ OPERATIONS: tuple[Operation, ...] = (
                 "required": True,
                 "description": f"{models.COMPARE_MIN} to {models.COMPARE_MAX} ids of the "
                 "caller's completed backtests",
-                "schema": {"type": "string", "pattern": "^[0-9]{1,19}(,[0-9]{1,19}){1,5}$"},
+                "style": "form",
+                "explode": False,
+                "schema": {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+                    "minItems": models.COMPARE_MIN,
+                    "maxItems": models.COMPARE_MAX,
+                    "uniqueItems": True,
+                },
             },
         ),
     ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -52,7 +53,7 @@ def parse_share(body: bytes) -> float | None:
 
 def parse_page(params: Mapping[str, str], *, max_limit: int = 100) -> tuple[int, int | None]:
     """?limit=&before= of the list routes."""
-    errors: list[FieldError] = []
+    errors = _unknown(params, "limit", "before")
     limit = _query_int(params, "limit", 1, max_limit, errors)
     before = _query_int(params, "before", 1, 2**63 - 1, errors)
     models.raise_if(errors)
@@ -64,7 +65,7 @@ def _query_int(
 ) -> int | None:
     """An optional whole-number query parameter in [low, high]; None when absent."""
     raw = params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     if not _is_ascii_integer(raw) or not low <= int(raw) <= high:
         errors.append(FieldError(name, f"must be an integer from {low} to {high}"))
@@ -72,8 +73,18 @@ def _query_int(
     return int(raw)
 
 
+def _unknown(params: Mapping[str, str], *known: str) -> list[FieldError]:
+    """A parameter the route does not take is refused, as an unknown body field is: a
+    misspelt `?limt=5` would otherwise be silently ignored."""
+    return [
+        FieldError(json.dumps(name)[1:-1], "is not a known parameter")
+        for name in sorted(set(params) - set(known))
+    ]
+
+
 def parse_partial(params: Mapping[str, str]) -> bool:
     """?partial=1 of grid.csv (0, 1 or absent)."""
+    models.raise_if(_unknown(params, "partial"))
     raw = params.get("partial", "0")
     if raw not in ("0", "1"):
         raise ValidationError.for_field("partial", "must be 0 or 1")
@@ -101,6 +112,7 @@ def parse_index(raw: str) -> int:
 
 def parse_compare_ids(params: Mapping[str, str]) -> list[int]:
     """?ids=1,2,3: two to six distinct backtest ids."""
+    models.raise_if(_unknown(params, "ids"))
     raw = params.get("ids", "")
     parts = [part.strip() for part in raw.split(",") if part.strip()]
     if not all(_is_ascii_integer(p) and 0 < int(p) < 2**63 for p in parts):
@@ -117,7 +129,7 @@ def parse_compare_ids(params: Mapping[str, str]) -> list[int]:
 
 def parse_trade_page(params: Mapping[str, str]) -> tuple[int, int]:
     """?after=&limit= of the trades route: (after, limit)."""
-    errors: list[FieldError] = []
+    errors = _unknown(params, "after", "limit")
     after = _query_int(params, "after", 0, 2**31 - 1, errors)
     limit = _query_int(params, "limit", 1, TRADES_PAGE_MAX, errors)
     models.raise_if(errors)
@@ -200,12 +212,17 @@ def render_job_event(event: JobEvent) -> dict[str, Any]:
 
 
 def render_accepted(item: QueuedJob) -> dict[str, Any]:
-    accepted = models.Accepted(
-        queue_id=item.job.id, position=item.position, estimated_wait=item.wait_minutes
-    )
-    if item.job.kind == "sweep":
-        accepted = models.Accepted(**accepted.model_dump(), combinations=item.job.units)
-    return accepted.dump()
+    job = item.job
+    if job.kind == "sweep":
+        return models.Accepted(
+            queue_id=job.id,
+            position=item.position,
+            estimated_wait=item.wait_minutes,
+            combinations=job.units,
+        ).dump()
+    return models.Accepted(
+        queue_id=job.id, position=item.position, estimated_wait=item.wait_minutes
+    ).dump()
 
 
 def render_stats(stats: QueueStats) -> dict[str, Any]:
@@ -228,9 +245,7 @@ def render_registered(user: UserRow) -> dict[str, Any]:
 
 
 def render_token(token: str, expires_in_s: int) -> dict[str, Any]:
-    return models.Token(access_token=token, expires_in=expires_in_s).model_dump(
-        mode="json", by_alias=True
-    )
+    return models.Token(access_token=token, expires_in=expires_in_s).dump()
 
 
 def render_user(user: UserRow) -> dict[str, Any]:

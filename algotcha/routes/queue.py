@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from algotcha import auth, engine_requests, schemas
 from algotcha.services import jobs, sweeps
+
+
+class JobIdConvertor(StringConvertor):
+    """A job's id segment, which parse_id judges; never the name of a sibling route, so that
+    DELETE /api/backtest/queue/stats is a 405 rather than a 422 about an id."""
+
+    regex = "(?!(?:stats|my)$)[^/]+"
+
+
+register_url_convertor("job_id", JobIdConvertor())
 
 
 async def submit(request: Request) -> Response:
@@ -135,8 +146,8 @@ routes: list[BaseRoute] = [
     Route("/api/backtest/queue/stats", stats, methods=["GET"]),
     Route("/api/backtest/queue/my", mine, methods=["GET"]),
     Route("/api/backtest/queue/position/{id}", position, methods=["GET"]),
-    Route("/api/backtest/queue/{id}", show, methods=["GET"]),
-    Route("/api/backtest/queue/{id}", cancel, methods=["DELETE"]),
+    Route("/api/backtest/queue/{id:job_id}", show, methods=["GET"]),
+    Route("/api/backtest/queue/{id:job_id}", cancel, methods=["DELETE"]),
     Route("/api/backtest/queue/{id}/grid.csv", grid_csv, methods=["GET"]),
     Route(
         "/api/backtest/queue/{id}/combinations/{index}/backtest",

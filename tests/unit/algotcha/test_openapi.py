@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from starlette.routing import Route
 
 from algotcha import openapi
@@ -19,8 +21,9 @@ def mounted() -> dict[str, set[str]]:
         assert isinstance(route, Route), route
         if route.path not in NOT_DOCUMENTED:
             # Starlette adds HEAD to every GET: not an operation of its own.
-            routes.setdefault(route.path, set()).update(m.lower() for m in route.methods or ())
-            routes[route.path].discard("head")
+            path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # {id:job_id} -> {id}
+            routes.setdefault(path, set()).update(m.lower() for m in route.methods or ())
+            routes[path].discard("head")
     return routes
 
 
