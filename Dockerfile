@@ -18,6 +18,12 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 WORKDIR /src
+# The exact versions and hashes of every dependency (make lock), in a layer of its own: a
+# change to the code alone reuses the installed dependencies.
+COPY requirements.lock ./
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --require-hashes --no-deps --only-binary=:all: -r requirements.lock
+
 # README.md is optional metadata for the wheel: the wildcard lets the build work without it.
 COPY pyproject.toml README.md* ./
 COPY algotcha ./algotcha
@@ -25,12 +31,12 @@ COPY actors ./actors
 COPY engine ./engine
 COPY monitoring ./monitoring
 
-# Build the wheel, then install it with its dependencies (binary wheels only: no compiler in
-# the image, and nothing compiled from an sdist behind our back) into a venv that the runtime
-# stage copies as a whole.
+# The wheel goes in without dependencies (binary wheels only above: no compiler in the image,
+# nothing compiled from an sdist behind our back); pip check fails the build if the lock
+# misses one that pyproject names. The runtime stage copies the venv as a whole.
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
- && python -m venv /opt/venv \
- && /opt/venv/bin/pip install --only-binary=:all: /wheels/algotcha-*.whl \
+ && /opt/venv/bin/pip install --no-deps /wheels/algotcha-*.whl \
+ && /opt/venv/bin/pip check \
  && /opt/venv/bin/pip uninstall --yes pip \
  && /opt/venv/bin/algotcha --version
 

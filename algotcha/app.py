@@ -49,16 +49,7 @@ def create_app(
         sweeper = outbox.sweeper(pool, the_broker, settings)
         collector = QueueCollector(functools.partial(jobs.queue_sample, pool, settings))
         # The bot, for webhook replies and its username in deep links; None without a token.
-        bot = (
-            telegram_api.Client(
-                settings.telegram_bot_token,
-                api_base=settings.telegram_api_base,
-                timeout_s=settings.notify_timeout_s,
-                username=settings.telegram_bot_username,
-            )
-            if settings.telegram_bot_token
-            else None
-        )
+        bot = telegram_api.Client.from_settings(settings)
         if sweep:
             sweeper.start()
         events = job_events.EventHub(pool, settings)

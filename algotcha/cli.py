@@ -297,14 +297,10 @@ def _notifier(args: argparse.Namespace, settings: Settings) -> int:
 def _telegram_client(settings: Settings) -> telegram.Client:
     from algotcha.notify import telegram
 
-    if not settings.telegram_bot_token:
+    client = telegram.Client.from_settings(settings)
+    if client is None:
         raise ConfigError("TELEGRAM_BOT_TOKEN (or TELEGRAM_BOT_TOKEN_FILE) is not set")
-    return telegram.Client(
-        settings.telegram_bot_token,
-        api_base=settings.telegram_api_base,
-        timeout_s=settings.notify_timeout_s,
-        username=settings.telegram_bot_username,
-    )
+    return client
 
 
 def _telegram_poll(args: argparse.Namespace, settings: Settings) -> int:

@@ -7,6 +7,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from algotcha.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 
@@ -19,12 +21,19 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or attach to) the server; returns its connection URL (a Unix socket)."""
-        from pgserver.postgres_server import get_server
-
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
-            # platformdirs warns when XDG_RUNTIME_DIR is unset, as under sudo or in containers
+            # platformdirs warns when XDG_RUNTIME_DIR is unset, as under sudo or in containers,
+            # already when pgserver is imported
             warnings.simplefilter("ignore")
+            try:
+                from pgserver.postgres_server import get_server
+            except ImportError:
+                # An optional extra: production images connect to their own PostgreSQL.
+                raise ConfigError(
+                    "DATABASE_URL is not set and the embedded PostgreSQL is not installed: "
+                    "set DATABASE_URL, or pip install 'algotcha[embedded]' (make run does)"
+                ) from None
+            self.data_dir.mkdir(parents=True, exist_ok=True)
             # "stop": the server stops when this process lets go of it, at exit at the latest
             self._server = get_server(self.data_dir, cleanup_mode="stop")
         url: str = self._server.get_uri()

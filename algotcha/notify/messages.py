@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-from algotcha.db.jobs import JobRow
-from algotcha.services.jobs import QueuedJob
+from typing import Any, Protocol
 
 #: Telegram's limit (4,096) less a margin; counted like Telegram, in UTF-16 code units.
 TELEGRAM_BUDGET = 4000
@@ -23,6 +20,39 @@ MAX_ERROR = 1500
 MAX_SHORT = 40
 
 _TAG = re.compile(r"<[^>]*>")
+
+
+class Job(Protocol):
+    """What a message shows of a job. Notify sits below services and beside db, so it names
+    the fields it reads instead of importing db.jobs.JobRow, which has them."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def strategy_name(self) -> str: ...
+    @property
+    def payload(self) -> dict[str, Any]: ...
+    @property
+    def progress(self) -> int: ...
+    @property
+    def result(self) -> dict[str, Any] | None: ...
+    @property
+    def error(self) -> str | None: ...
+
+
+class PlacedJob(Protocol):
+    """A job with its place in line (services.jobs.QueuedJob)."""
+
+    @property
+    def job(self) -> Job: ...
+    @property
+    def position(self) -> int | None: ...
+    @property
+    def wait_minutes(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -62,7 +92,7 @@ def visible(telegram_html: str) -> str:
     return html.unescape(_TAG.sub("", telegram_html))
 
 
-def render(job: JobRow, public_url: str) -> Notice:
+def render(job: Job, public_url: str) -> Notice:
     """The notice for a job that ended completed or failed."""
     sweep = job.kind == "sweep"
     # a sweep stores its SweepRequest, whose payload names the data
@@ -189,7 +219,7 @@ def _telegram(headline: str, job_id: int, facts: list[tuple[str, str]], url: str
 # --- bot replies -------------------------------------------------------------------------------
 
 
-def status_reply(items: list[QueuedJob], public_url: str) -> str:
+def status_reply(items: Sequence[PlacedJob], public_url: str) -> str:
     """/status: the user's queued and running backtests with their place in line."""
     active = [i for i in items if i.job.status in ("queued", "processing")]
     if not active:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -20,6 +20,9 @@ from algotcha.notify.errors import (
     TransientError,
     UncertainError,
 )
+
+if TYPE_CHECKING:
+    from algotcha.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,18 @@ class Client:
         self._lock = threading.Lock()
         # The URL holds the token: it must never reach a log line or an error message.
         self._http = httpx.Client(timeout=timeout_s, follow_redirects=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Client | None:
+        """The configured bot; None when no TELEGRAM_BOT_TOKEN is set (Telegram off)."""
+        if not settings.telegram_bot_token:
+            return None
+        return cls(
+            settings.telegram_bot_token,
+            api_base=settings.telegram_api_base,
+            timeout_s=settings.notify_timeout_s,
+            username=settings.telegram_bot_username,
+        )
 
     def close(self) -> None:
         self._http.close()

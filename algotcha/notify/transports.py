@@ -7,15 +7,25 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from algotcha.config import Settings
-from algotcha.db.users import UserRow
 from algotcha.notify import email, messages, telegram
 from algotcha.notify.errors import PermanentError
+
+
+class Recipient(Protocol):
+    """What a transport reads of a user to address them (db.users.UserRow has it)."""
+
+    @property
+    def email(self) -> str: ...
+    @property
+    def telegram_chat_id(self) -> int | None: ...
+    @property
+    def telegram_blocked(self) -> bool: ...
 
 
 class Transport(Protocol):
     """One channel's way to a user."""
 
-    def recipient(self, user: UserRow) -> str:
+    def recipient(self, user: Recipient) -> str:
         """The address to send to; PermanentError when there is none."""
         ...
 
@@ -28,7 +38,7 @@ class TelegramTransport:
     def __init__(self, client: telegram.Client | None) -> None:
         self.client = client
 
-    def recipient(self, user: UserRow) -> str:
+    def recipient(self, user: Recipient) -> str:
         if self.client is None:
             raise PermanentError("telegram is not configured on this server (TELEGRAM_BOT_TOKEN)")
         if user.telegram_chat_id is None:
@@ -46,7 +56,7 @@ class EmailTransport:
     def __init__(self, mailer: email.Mailer | None) -> None:
         self.mailer = mailer
 
-    def recipient(self, user: UserRow) -> str:
+    def recipient(self, user: Recipient) -> str:
         if self.mailer is None:
             raise PermanentError("email is not configured on this server (SMTP_HOST)")
         return user.email
@@ -60,14 +70,7 @@ class EmailTransport:
 def open_transport(settings: Settings, channel: str) -> Iterator[Transport]:
     """The channel's transport from the settings; one that says "not configured" when unset."""
     if channel == "telegram":
-        token = settings.telegram_bot_token
-        client = (
-            telegram.Client(
-                token, api_base=settings.telegram_api_base, timeout_s=settings.notify_timeout_s
-            )
-            if token
-            else None
-        )
+        client = telegram.Client.from_settings(settings)
         try:
             yield TelegramTransport(client)
         finally:

@@ -346,6 +346,27 @@ def test_dockerfile_copies_only_files_that_exist_and_the_context_allows(
             assert source.rstrip("/") in allowed, f"COPY {source}: excluded by .dockerignore"
 
 
+def test_dockerfile_installs_the_locked_versions_and_the_wheel_without_dependencies(
+    dockerfile: list[Instruction],
+) -> None:
+    """requirements.lock decides every version in the image; the wheel adds only our code."""
+    builder = stages(dockerfile)[0]
+    copied = [shlex.split(i.args)[:-1] for i in builder if i.keyword == "COPY"]
+    assert ["requirements.lock"] in copied, copied
+    commands = [
+        shlex.split(command)
+        for i in builder
+        if i.keyword == "RUN"
+        for command in i.args.split("&&")
+    ]
+    installs = [words for words in commands if words[1:3] == ["install", "--require-hashes"]]
+    assert installs, "the builder does not install from a lock with hashes"
+    assert {"--no-deps", "--only-binary=:all:", "-r", "requirements.lock"} <= set(installs[0])
+    wheel = [words for words in commands if any(w.startswith("/wheels/") for w in words)]
+    assert wheel and "--no-deps" in wheel[0], wheel
+    assert any(words[1:] == ["check"] for words in commands), "no pip check after the install"
+
+
 def test_dockerignore_is_an_allow_list_that_never_lets_secrets_in() -> None:
     lines = [
         line.strip()

@@ -25,8 +25,7 @@ from psycopg_pool import ConnectionPool
 from algotcha import queues
 from algotcha.config import Settings
 from algotcha.db import pool as db_pool
-from algotcha.db.users import UserRow
-from algotcha.notify import messages
+from algotcha.notify import messages, transports
 from algotcha.notify.errors import UncertainError
 from algotcha.services import deliveries
 from tests.fixtures.app import LiveServer, User
@@ -409,7 +408,7 @@ class Recording:
         self.sent: list[str] = []
         self.fail = fail
 
-    def recipient(self, user: UserRow) -> str:
+    def recipient(self, user: transports.Recipient) -> str:
         return user.email
 
     def send(self, recipient: str, notice: messages.Notice) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from algotcha.config import Settings
 from algotcha.notify import telegram
 from algotcha.notify.errors import (
     BlockedError,
@@ -101,6 +102,23 @@ def test_username_asks_get_me_once(telegram_api: FakeTelegram) -> None:
 def test_a_configured_username_never_asks(telegram_api: FakeTelegram) -> None:
     with client_for(telegram_api, username="SetBot") as client:
         assert client.username() == "SetBot"
+    assert telegram_api.attempts("getMe") == []
+
+
+def test_from_settings_is_none_without_a_token() -> None:
+    assert telegram.Client.from_settings(Settings(telegram_bot_token=None)) is None
+
+
+def test_from_settings_uses_the_configured_base_and_username(telegram_api: FakeTelegram) -> None:
+    settings = Settings(
+        telegram_bot_token=TOKEN, telegram_api_base=telegram_api.url, telegram_bot_username="SetBot"
+    )
+    client = telegram.Client.from_settings(settings)
+    assert client is not None
+    with client:
+        assert client.send_message(42, "hello") == 1
+        assert client.username() == "SetBot"
+    assert telegram_api.sent(42)[0]["text"] == "hello"
     assert telegram_api.attempts("getMe") == []
 
 
