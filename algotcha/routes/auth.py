@@ -7,16 +7,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from algotcha import schemas
+from algotcha import schemas, state
 from algotcha.services import users
 
 
 async def register(request: Request) -> Response:
+    shared = state.of(request)
     creds = schemas.parse_register(await request.body())
     user = await run_in_threadpool(
         users.register,
-        request.state.pool,
-        request.state.hash_slots,
+        shared.pool,
+        shared.hash_slots,
         email=creds.email,
         password=creds.password,
         name=creds.name,
@@ -25,13 +26,14 @@ async def register(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
+    shared = state.of(request)
     creds = schemas.parse_login(await request.body())
-    settings = request.state.settings
+    settings = shared.settings
     token = await run_in_threadpool(
         users.login,
-        request.state.pool,
+        shared.pool,
         settings,
-        request.state.hash_slots,
+        shared.hash_slots,
         email=creds.email,
         password=creds.password,
         # The peer, or the client a trusted proxy names (uvicorn's FORWARDED_ALLOW_IPS).

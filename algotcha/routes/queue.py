@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from algotcha import auth, engine_requests, schemas
+from algotcha import auth, engine_requests, schemas, state
 from algotcha.services import jobs, sweeps
 
 
@@ -23,17 +23,18 @@ register_url_convertor("job_id", JobIdConvertor())
 
 
 async def submit(request: Request) -> Response:
+    shared = state.of(request)
     user_id = auth.current_user(request)
-    settings = request.state.settings
+    settings = shared.settings
     # Parsing is a fraction of a millisecond of CPU: a thread hop would cost more.
     body = engine_requests.parse_submit(
-        await request.body(), request.state.store, max_combinations=settings.max_sweep_combinations
+        await request.body(), shared.store, max_combinations=settings.max_sweep_combinations
     )
     if body.sweep is not None:
         item = await run_in_threadpool(
             sweeps.submit,
-            request.state.pool,
-            request.state.broker,
+            shared.pool,
+            shared.broker,
             settings,
             user_id=user_id,
             sweep=body.sweep,
@@ -43,8 +44,8 @@ async def submit(request: Request) -> Response:
     assert body.request is not None
     item = await run_in_threadpool(
         jobs.submit,
-        request.state.pool,
-        request.state.broker,
+        shared.pool,
+        shared.broker,
         settings,
         user_id=user_id,
         strategy_name=body.request.strategy_name,
@@ -67,7 +68,7 @@ async def grid_csv(request: Request) -> Response:
     job_id = schemas.parse_id(request.path_params["id"])
     partial = schemas.parse_partial(request.query_params)
     lines = await run_in_threadpool(
-        sweeps.grid_csv, request.state.pool, user_id, job_id, partial=partial
+        sweeps.grid_csv, state.of(request).pool, user_id, job_id, partial=partial
     )
     return StreamingResponse(
         lines,
@@ -77,16 +78,17 @@ async def grid_csv(request: Request) -> Response:
 
 
 async def backtest_combination(request: Request) -> Response:
+    shared = state.of(request)
     user_id = auth.current_user(request)
     job_id = schemas.parse_id(request.path_params["id"])
     index = schemas.parse_index(request.path_params["index"])
     notify_via = schemas.parse_notify_choice(await request.body())
     item = await run_in_threadpool(
         sweeps.backtest_combination,
-        request.state.pool,
-        request.state.broker,
-        request.state.settings,
-        request.state.store,
+        shared.pool,
+        shared.broker,
+        shared.settings,
+        shared.store,
         user_id=user_id,
         job_id=job_id,
         index=index,
@@ -96,21 +98,21 @@ async def backtest_combination(request: Request) -> Response:
 
 
 async def position(request: Request) -> Response:
+    shared = state.of(request)
     user_id = auth.current_user(request)
     job_id = schemas.parse_id(request.path_params["id"])
-    item = await run_in_threadpool(
-        jobs.get_for_user, request.state.pool, request.state.settings, user_id, job_id
-    )
+    item = await run_in_threadpool(jobs.get_for_user, shared.pool, shared.settings, user_id, job_id)
     return JSONResponse(schemas.render_position(item))
 
 
 async def mine(request: Request) -> Response:
+    shared = state.of(request)
     user_id = auth.current_user(request)
     limit, before = schemas.parse_page(request.query_params)
     items = await run_in_threadpool(
         jobs.list_for_user,
-        request.state.pool,
-        request.state.settings,
+        shared.pool,
+        shared.settings,
         user_id,
         limit=limit,
         before=before,
@@ -119,25 +121,25 @@ async def mine(request: Request) -> Response:
 
 
 async def show(request: Request) -> Response:
+    shared = state.of(request)
     user_id = auth.current_user(request)
     job_id = schemas.parse_id(request.path_params["id"])
-    item = await run_in_threadpool(
-        jobs.get_for_user, request.state.pool, request.state.settings, user_id, job_id
-    )
+    item = await run_in_threadpool(jobs.get_for_user, shared.pool, shared.settings, user_id, job_id)
     return JSONResponse(schemas.render_job(item, with_result=True))
 
 
 async def cancel(request: Request) -> Response:
     user_id = auth.current_user(request)
     job_id = schemas.parse_id(request.path_params["id"])
-    job = await run_in_threadpool(jobs.cancel, request.state.pool, user_id, job_id)
+    job = await run_in_threadpool(jobs.cancel, state.of(request).pool, user_id, job_id)
     return JSONResponse(
         schemas.render_cancelled(job), status_code=202 if job.status == "processing" else 200
     )
 
 
 async def stats(request: Request) -> Response:
-    result = await run_in_threadpool(jobs.stats, request.state.pool, request.state.settings)
+    shared = state.of(request)
+    result = await run_in_threadpool(jobs.stats, shared.pool, shared.settings)
     return JSONResponse(schemas.render_stats(result))
 
 
