@@ -24,15 +24,6 @@ FINAL_STATUSES: tuple[JobStatus, ...] = ("completed", "failed", "cancelled")
 NOTIFY_CHANNELS: tuple[NotifyChannel, ...] = get_args(NotifyChannel)
 TIMEFRAMES: tuple[Timeframe, ...] = get_args(Timeframe)
 OBJECTIVES: tuple[Objective, ...] = get_args(Objective)
-TIMEFRAME_MINUTES: dict[Timeframe, int] = {
-    "1m": 1,
-    "5m": 5,
-    "15m": 15,
-    "30m": 30,
-    "1h": 60,
-    "4h": 240,
-    "1d": 1440,
-}
 KIND_NAMES: dict[JobKind, JobKindName] = {
     "backtest": "backtest",
     "sweep": "sweep",

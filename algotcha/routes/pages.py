@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+import engine
 from algotcha import models, vocabulary
 from algotcha.errors import NotFoundError
 
@@ -53,7 +54,11 @@ def _assets() -> dict[str, tuple[bytes, str, str]]:
             body = entry.read_bytes()
             table[entry.name] = (body, media_type, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
     body = vocabulary_js().encode()
-    table["vocabulary.js"] = (body, CONTENT_TYPES[".js"], f'"{hashlib.sha256(body).hexdigest()[:32]}"')
+    table["vocabulary.js"] = (
+        body,
+        CONTENT_TYPES[".js"],
+        f'"{hashlib.sha256(body).hexdigest()[:32]}"',
+    )
     return table
 
 
@@ -66,7 +71,7 @@ def vocabulary_js() -> str:
         "FINAL_STATUSES": vocabulary.FINAL_STATUSES,
         "NOTIFY_CHANNELS": vocabulary.NOTIFY_CHANNELS,
         "TIMEFRAMES": vocabulary.TIMEFRAMES,
-        "TIMEFRAME_MINUTES": vocabulary.TIMEFRAME_MINUTES,
+        "TIMEFRAME_MINUTES": engine.TIMEFRAMES,
         "OBJECTIVES": vocabulary.OBJECTIVES,
         "DEFAULT_OBJECTIVE": models.SweepRequest.model_fields["objective"].default,
         "MAX_PARAMETERS": models.MAX_PARAMETERS,

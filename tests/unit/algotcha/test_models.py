@@ -16,7 +16,6 @@ from engine import walkforward
 
 def test_timeframes_and_objectives_are_the_engines() -> None:
     assert vocabulary.TIMEFRAMES == tuple(engine.TIMEFRAMES)
-    assert vocabulary.TIMEFRAME_MINUTES == engine.TIMEFRAMES
     assert vocabulary.OBJECTIVES == tuple(models.camel(o) for o in engine.grid.OBJECTIVES)
 
 
