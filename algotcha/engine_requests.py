@@ -86,13 +86,14 @@ def parse_submit(
     """The queue's body, validated fully: types, ranges, rules, and the stored data range;
     `{payload}` queues a backtest, `{sweep}` a parameter sweep."""
     obj = models.parse_json(body)
-    submit = models.validate(models.SubmitRequest, obj)
-    if (submit.payload is None) == (submit.sweep is None):
-        if submit.payload is None:
-            raise ValidationError.for_field(
-                "payload", "give payload (a backtest) or sweep (a parameter sweep)"
-            )
+    # Both given is said as such, before either is read (a sweep's own errors would hide it).
+    if isinstance(obj, dict) and obj.get("payload") is not None and obj.get("sweep") is not None:
         raise ValidationError.for_field("sweep", "give payload or sweep, not both")
+    submit = models.validate(models.SubmitRequest, obj)
+    if submit.payload is None and submit.sweep is None:
+        raise ValidationError.for_field(
+            "payload", "give payload (a backtest) or sweep (a parameter sweep)"
+        )
     if submit.sweep is not None:
         sweep = sweep_submission(obj["sweep"], submit.sweep, store, max_combinations)
         return Submission(None, submit.notify_via, sweep)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from importlib import resources
+from pathlib import Path
 from typing import get_args
 
+import pytest
+
 import engine
-from algotcha import models, vocabulary
+from algotcha import engine_requests, models, vocabulary
+from algotcha.errors import ValidationError
 from algotcha.services import results
 from engine import walkforward
 
@@ -52,3 +57,20 @@ def test_the_models_load_without_the_database_http_client_or_engine() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"payload": {}, "sweep": {}}, "sweep", "give payload or sweep, not both"),
+        ({"notifyVia": "none"}, "payload", "give payload (a backtest) or sweep"),
+        ({"payload": None}, "payload", "must be a JSON object"),
+    ],
+)
+def test_the_queue_takes_exactly_one_of_payload_and_sweep(
+    tmp_path: Path, body: dict[str, object], field: str, message: str
+) -> None:
+    with pytest.raises(ValidationError) as exc:
+        engine_requests.parse_submit(json.dumps(body).encode(), engine.BarStore(tmp_path))
+    assert [e.field for e in exc.value.errors] == [field]
+    assert message in exc.value.errors[0].message
