@@ -9,7 +9,7 @@ from actors.broker import Runtime
 from algotcha import engine_requests
 from algotcha.db.jobs import JobRow
 from algotcha.errors import UnavailableError, ValidationError
-from algotcha.services import chunks, sweeps
+from algotcha.services import chunks, sweeps, walkforwards
 
 logger = logging.getLogger(__name__)
 
@@ -39,16 +39,14 @@ class ChunkTicker:
 
 def run(rt: Runtime, claimed: chunks.Claimed) -> None:
     """Run one claimed chunk in a backtest process and settle it; the last one merges."""
-    chunk = claimed.chunk
+    walk_forward = claimed.job.kind == "walk_forward"
+    kind = walkforwards if walk_forward else sweeps  # what a unit is: its rows and merge
     outcome: execution.Finished | execution.Outcome
     try:
-        request = engine_requests.parse_sweep(
-            claimed.job.payload, max_combinations=sweeps.STORED_LIMIT
-        )
+        task = _task(claimed)
     except ValidationError as exc:  # stored before a check became stricter
         outcome = execution.Rejected(exc.detail)
     else:
-        task = execution.SweepChunkTask(chunk.job_id, request, chunk.first_unit, chunk.end_unit)
         outcome = execution.run_chunk(
             task,
             rt.settings.data_dir,
@@ -60,22 +58,31 @@ def run(rt: Runtime, claimed: chunks.Claimed) -> None:
     finished: JobRow | None = None
     match outcome:
         case execution.Finished(result):
-            rows = sweeps.unit_rows(result)
-            finished = chunks.complete(
-                rt.pool, claimed, rt.worker_id, rows, float(result["elapsed_ms"]), sweeps.merge
-            )
+            rows, merge = kind.unit_rows(result), kind.merge
+            elapsed_ms = float(result["elapsed_ms"])
+            finished = chunks.complete(rt.pool, claimed, rt.worker_id, rows, elapsed_ms, merge)
         case execution.Rejected(message):
             finished = chunks.fail(rt.pool, claimed, message, outcome="failed")
         case execution.Crashed(message):
             finished = chunks.fail(rt.pool, claimed, message, outcome="crashed")
         case execution.TimedOut(limit_s):
-            message = f"a chunk of the sweep ran over the time limit of {limit_s:g} s"
+            what = "a fold of the walk-forward" if walk_forward else "a chunk of the sweep"
+            message = f"{what} ran over the time limit of {limit_s:g} s"
             finished = chunks.fail(rt.pool, claimed, message, outcome="timed_out")
         case execution.Stopped():
             chunks.stop(rt.pool, rt.broker, claimed, rt.worker_id)
     if finished is not None:
         execution.release_chunk_process()
         progress.notify(rt, finished)
+
+
+def _task(claimed: chunks.Claimed) -> execution.ChunkTask:
+    """What the backtest process runs for this chunk: a walk-forward's chunk is its fold."""
+    chunk, job = claimed.chunk, claimed.job
+    if job.kind == "walk_forward":
+        return execution.FoldTask(chunk.job_id, walkforwards.request_of(job), chunk.chunk)
+    sweep = engine_requests.parse_sweep(job.payload, max_combinations=sweeps.STORED_LIMIT)
+    return execution.SweepChunkTask(chunk.job_id, sweep, chunk.first_unit, chunk.end_unit)
 
 
 def start(rt: Runtime, job: JobRow) -> None:

@@ -87,6 +87,19 @@ class SweepChunkTask:
     end: int
 
 
+@dataclass(frozen=True)
+class FoldTask:
+    """What a child runs for one fold of a walk-forward: the parsed request (its payload not
+    yet checked against the data) and the fold's index."""
+
+    job_id: int
+    request: engine.WalkForwardRequest
+    fold: int
+
+
+ChunkTask = SweepChunkTask | FoldTask
+
+
 class _Child:
     """A started backtest process waiting on its pipe for the one job it will run."""
 
@@ -160,7 +173,7 @@ def run(
 
 
 def run_chunk(
-    task: SweepChunkTask,
+    task: ChunkTask,
     data_dir: Path,
     *,
     time_limit_s: float,
@@ -168,8 +181,10 @@ def run_chunk(
     on_tick: Callable[[int], bool],
     delay_s: float = 0.0,
 ) -> Finished | Outcome:
-    """Run one chunk of a sweep as run() runs a backtest; on_tick gets the combinations done
-    in the chunk, and Finished holds engine.sweep.ChunkResult.as_dict().
+    """Run one chunk of a sweep or one fold of a walk-forward as run() runs a backtest;
+    on_tick gets the units done in the chunk (of a fold: its steps, engine.walkforward's
+    fold_units), and Finished holds engine.sweep.ChunkResult.as_dict() (of a fold:
+    FoldResult.as_dict(packed=True)).
 
     Unlike a backtest's, the process outlives a chunk that finished: the next chunk of the
     same sweep on this worker reuses its bars, plan and indicators (loading 2.6 M bars alone
@@ -208,7 +223,7 @@ def _take_ready() -> _Child:
 
 def _supervise(
     child: _Child,
-    task: engine.BacktestRequest | SweepChunkTask,
+    task: engine.BacktestRequest | ChunkTask,
     data_dir: Path,
     time_limit_s: float,
     tick_interval_s: float,
@@ -280,7 +295,8 @@ def _child_main(conn: Connection) -> None:
     # The wait for a job is free time: spend it on pyarrow's first-use set-up.
     warm_up()
     sweep: _LoadedSweep | None = None
-    while True:  # one backtest, or the chunks of one sweep
+    walk: _LoadedWalkForward | None = None
+    while True:  # one backtest, or the chunks of one sweep or walk-forward
         try:
             task, data_dir, delay_s = conn.recv()
         except EOFError:
@@ -289,6 +305,11 @@ def _child_main(conn: Connection) -> None:
         try:
             time.sleep(delay_s)
             store = engine.BarStore(Path(data_dir))
+            if isinstance(task, FoldTask):
+                if walk is None:
+                    walk = _LoadedWalkForward(task.request, store)
+                conn.send(("result", walk.run(task.fold, progress.send)))
+                continue
             if not isinstance(task, SweepChunkTask):
                 result = engine.backtest(task, store, on_progress=progress.send)
                 conn.send(("result", result.as_dict()))
@@ -331,3 +352,27 @@ class _LoadedSweep:
         return engine.sweep.run_chunk(
             self.request, self.bars, indices, on_progress=on_progress, workspace=self.workspace
         )
+
+
+class _LoadedWalkForward:
+    """A walk-forward's checked request, bars, plan and folds, read once for all its folds
+    this process runs."""
+
+    def __init__(self, request: engine.WalkForwardRequest, store: engine.BarStore) -> None:
+        base = engine.check(request.sweep.base, store)
+        sweep = dataclasses.replace(request.sweep, base=base)
+        self.request = dataclasses.replace(request, sweep=sweep)
+        self.bars = store.load(base.symbol, base.timeframe, base.start, base.end)
+        self.laid_out = engine.grid.plan(sweep)
+        # On the bars themselves: the submit could only estimate their count.
+        self.folds = engine.walkforward.plan_folds(self.request, self.bars, laid_out=self.laid_out)
+
+    def run(self, index: int, on_progress: Callable[[int], None]) -> dict[str, Any]:
+        fold = engine.walkforward.run_fold(
+            self.request,
+            self.bars,
+            self.folds[index],
+            on_progress=on_progress,
+            laid_out=self.laid_out,
+        )
+        return fold.as_dict(packed=True)

@@ -69,12 +69,23 @@ class SweepSubmission:
 
 
 @dataclass(frozen=True)
+class WalkForwardSubmission:
+    """A walk-forward ready to plan (plan_walkforward) and queue, as SweepSubmission."""
+
+    document: dict[str, Any]
+    request: engine.WalkForwardRequest
+    combinations: int
+
+
+@dataclass(frozen=True)
 class Submission:
-    """A backtest (`request`) or a sweep (`sweep`): exactly one of them is set."""
+    """A backtest (`request`), a sweep (`sweep`) or a walk-forward (`walk_forward`, a sweep
+    with walkForward): exactly one of them is set."""
 
     request: engine.BacktestRequest | None
     notify_via: NotifyChannel | None
     sweep: SweepSubmission | None = None
+    walk_forward: WalkForwardSubmission | None = None
 
 
 def parse_submit(
@@ -94,6 +105,9 @@ def parse_submit(
         raise ValidationError.for_field(
             "payload", "give payload (a backtest) or sweep (a parameter sweep)"
         )
+    if submit.sweep is not None and submit.sweep.walk_forward is not None:
+        walk_forward = walkforward_submission(obj["sweep"], store, max_combinations)
+        return Submission(None, submit.notify_via, walk_forward=walk_forward)
     if submit.sweep is not None:
         sweep = sweep_submission(obj["sweep"], submit.sweep, store, max_combinations)
         return Submission(None, submit.notify_via, sweep)
@@ -124,11 +138,49 @@ def sweep_submission(
     return SweepSubmission(dict(document), request, combinations, unit_bars)
 
 
+def walkforward_submission(
+    obj: dict[str, Any], store: engine.BarStore, max_combinations: int
+) -> WalkForwardSubmission:
+    """A walk-forward as the queue takes it: parsed, planned, its payload checked against the
+    data. Its folds are cut by plan_walkforward, off the event loop (it binds every
+    combination's rules: 0.15 s for 1,000)."""
+    request = parse_walkforward(obj, "sweep", max_combinations=max_combinations)
+    try:
+        base = engine.check(request.sweep.base, store)
+        combinations = len(engine.grid.plan(request.sweep).combinations)
+    except engine.EngineError as exc:
+        raise sweep_error(exc) from None
+    request = dataclasses.replace(request, sweep=dataclasses.replace(request.sweep, base=base))
+    return WalkForwardSubmission(dict(obj), request, combinations)
+
+
+def plan_walkforward(submission: WalkForwardSubmission, store: engine.BarStore) -> tuple[int, int]:
+    """(units, bars per unit) of a walk-forward over the bars its data should hold. Its units
+    are the engine's steps (engine.walkforward.fold_units per fold: each in-sample combination,
+    then the out-of-sample backtest), so progress and waits move within a fold; a unit's bars
+    are its fold's (combinations x in-sample bars + out-of-sample bars) / fold_units. An
+    out-of-sample window too short for the rules is a 422 naming sweep.walkForward.folds here,
+    not a failed job later."""
+    request = submission.request
+    try:
+        bars = engine.estimate_bars(request.sweep.base, store)
+        folds = engine.walkforward.plan_folds(request, bars)
+    except engine.EngineError as exc:
+        raise sweep_error(exc) from None
+    in_sample = sum(end - first for first, end in (fold.in_sample for fold in folds))
+    out_of_sample = sum(end - first for first, end in (fold.out_of_sample for fold in folds))
+    steps = len(folds) * (submission.combinations + 1)
+    return steps, max(1, round((submission.combinations * in_sample + out_of_sample) / steps))
+
+
 def parse_sweep(
     obj: Any, path: str = "sweep", *, max_combinations: int = engine.grid.MAX_COMBINATIONS
 ) -> engine.SweepRequest:
-    """SweepRequest JSON (a stored job's, a file's) -> engine.SweepRequest, its grid planned."""
+    """SweepRequest JSON (a stored job's, a file's) -> engine.SweepRequest, its grid planned;
+    a walkForward is refused here (parse_walkforward reads those)."""
     model = models.validate(models.SweepRequest, obj, path)
+    if model.walk_forward is not None:
+        raise ValidationError.for_field(_under(path, "walkForward"), "is not a known field")
     return sweep_request(model, path, max_combinations=max_combinations)
 
 

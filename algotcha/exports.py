@@ -120,3 +120,23 @@ def grid_csv_lines(names: list[str], rows: Iterable[Mapping[str, Any]]) -> Itera
 
 def _csv_number(value: float | int | None) -> str:
     return "" if value is None else repr(value)
+
+
+def folds_csv_lines(names: list[str], folds: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    """The folds table line by line from folds shaped as a stored walk-forward result's:
+    index, the window bounds, the chosen values (empty for a fold with no valid
+    combination), is_<metric> and oos_<metric>, then the fold's status."""
+    keys = engine.sweep.SUMMARY_KEYS
+    windows = ("in_sample_start", "in_sample_end", "out_of_sample_start", "out_of_sample_end")
+    header = ["index", *(models.camel(key) for key in windows), *names]
+    header += [f"is_{models.camel(key)}" for key in keys] + [
+        f"oos_{models.camel(key)}" for key in keys
+    ]
+    yield ",".join([*header, "status"]) + "\n"
+    for fold in folds:
+        chosen = fold["parameters"] or {}
+        cells = [str(fold["index"]), *(str(fold[key]) for key in windows)]
+        cells += [f"{chosen[name]:g}" if name in chosen else "" for name in names]
+        for summary in (fold["in_sample"], fold["out_of_sample"]):
+            cells += [_csv_number(None if summary is None else summary[k]) for k in keys]
+        yield ",".join([*cells, fold["status"]]) + "\n"

@@ -372,6 +372,22 @@ ParameterValues = Annotated[
 _TAGS = frozenset((_VALUES_TAG, _RANGE_TAG))
 
 
+class WalkForward(Request):
+    """How a walk-forward cuts the period into folds."""
+
+    folds: Annotated[
+        int,
+        Field(ge=MIN_FOLDS, le=MAX_FOLDS),
+        _says(lambda n: f"folds must be {MIN_FOLDS} to {MAX_FOLDS}; got {n}", *_BOUND_ERRORS),
+    ]
+    in_sample: Annotated[
+        float,
+        *_number(ge=0.5, le=0.9),
+        _says("must be between 0.5 and 0.9 of each window, e.g. 0.7", *_BOUND_ERRORS),
+    ]
+    anchored: bool = False
+
+
 class SweepRequest(Request):
     """A parameter sweep: a payload whose rules name parameters, and each parameter's values."""
 
@@ -389,28 +405,15 @@ class SweepRequest(Request):
     out_of_sample: Annotated[
         float, *_number(ge=0, le=0.5), _says("must be between 0 and 0.5, e.g. 0.3", *_BOUND_ERRORS)
     ] = 0.3
-
-
-class WalkForward(Request):
-    """How a walk-forward cuts the period into folds."""
-
-    folds: Annotated[
-        int,
-        Field(ge=MIN_FOLDS, le=MAX_FOLDS),
-        _says(lambda n: f"folds must be {MIN_FOLDS} to {MAX_FOLDS}; got {n}", *_BOUND_ERRORS),
-    ]
-    in_sample: Annotated[
-        float,
-        *_number(ge=0.5, le=0.9),
-        _says("must be between 0.5 and 0.9 of each window, e.g. 0.7", *_BOUND_ERRORS),
-    ]
-    anchored: bool = False
+    walk_forward: WalkForward | None = Field(
+        None, description="makes the sweep a walk-forward (outOfSample is then ignored)"
+    )
 
 
 class WalkForwardRequest(SweepRequest):
     """A sweep run fold by fold; its outOfSample is ignored (each fold holds its own)."""
 
-    walk_forward: WalkForward
+    walk_forward: WalkForward  # required here
 
 
 def _exactly_one_of_payload_and_sweep(schema: dict[str, Any], model: type[BaseModel]) -> None:
@@ -518,13 +521,16 @@ class Answer(Shape):
 
 
 class Accepted(Answer):
-    only_when_given = frozenset({"combinations"})
+    only_when_given = frozenset({"combinations", "folds"})
 
     success: Literal[True] = True
     queue_id: int
     position: Annotated[int, Field(ge=1)] | None
     estimated_wait: Minutes | None
-    combinations: int | None = Field(None, description="a sweep's, after its constraint")
+    combinations: int | None = Field(
+        None, description="a sweep's (a walk-forward's per fold), after its constraint"
+    )
+    folds: int | None = Field(None, description="walk-forwards only")
 
 
 class Position(Answer):
@@ -538,7 +544,9 @@ class Position(Answer):
 class BacktestQueue(Answer):
     """BacktestQueue: a job as its owner sees it; `payload` and `result` on the one-job route."""
 
-    only_when_given = frozenset({"combinations", "combinations_done", "payload"})
+    only_when_given = frozenset(
+        {"combinations", "combinations_done", "folds", "folds_done", "payload"}
+    )
 
     id: int
     kind: JobKindName
@@ -560,6 +568,8 @@ class BacktestQueue(Answer):
     )
     combinations: int | None = Field(None, description="sweeps only")
     combinations_done: int | None = Field(None, description="sweeps only")
+    folds: int | None = Field(None, description="walk-forwards only")
+    folds_done: int | None = Field(None, description="walk-forwards only")
     payload: dict[str, Any] | None = Field(
         None, description="the one-job route only: the RunBacktestDto or SweepRequest as stored"
     )

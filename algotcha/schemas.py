@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import engine
-from algotcha import models
+from algotcha import engine_requests, models
 from algotcha.db.jobs import JobRow
 from algotcha.db.users import UserRow
 from algotcha.engine_requests import PAYLOAD_FIELDS
@@ -160,15 +160,19 @@ def render_job(item: QueuedJob, *, with_result: bool = False) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if job.kind == "sweep":
         fields.update(combinations=job.units, combinations_done=job.units_done)
+    elif job.kind == "walk_forward":
+        fields["folds"], fields["folds_done"] = walkforward_folds(job)
     result = None
     if with_result:
         fields["payload"] = job.payload
-        if job.result is not None:
-            result = (
-                render_result(job.result, f"/api/backtest/queue/{job.id}/trades")
-                if job.kind == "backtest"
-                else render_sweep_document(job.result)
-            )
+        if job.result is None:
+            pass
+        elif job.kind == "backtest":
+            result = render_result(job.result, f"/api/backtest/queue/{job.id}/trades")
+        elif job.kind == "walk_forward":
+            result = render_walkforward_document(job.result)
+        else:
+            result = render_sweep_document(job.result)
     return models.BacktestQueue(
         id=job.id,
         kind=KIND_NAMES[job.kind],
@@ -223,6 +227,25 @@ def render_accepted(item: QueuedJob) -> dict[str, Any]:
     return models.Accepted(
         queue_id=job.id, position=item.position, estimated_wait=item.wait_minutes
     ).dump()
+
+
+def render_accepted_walkforward(
+    item: QueuedJob, submission: engine_requests.WalkForwardSubmission
+) -> dict[str, Any]:
+    """render_accepted of a walk-forward: its folds, and the combinations each fold sweeps."""
+    return models.Accepted(
+        queue_id=item.job.id,
+        position=item.position,
+        estimated_wait=item.wait_minutes,
+        combinations=submission.combinations,
+        folds=submission.request.folds,
+    ).dump()
+
+
+def walkforward_folds(job: JobRow) -> tuple[int, int]:
+    """(folds, folds done) of a walk-forward job, whose units are its steps."""
+    folds = int(job.payload["walkForward"]["folds"])
+    return folds, job.units_done * folds // (job.units or 1)
 
 
 def render_stats(stats: QueueStats) -> dict[str, Any]:
@@ -395,8 +418,13 @@ def _plain(value: float) -> float | int:
 
 def render_walkforward(result: engine.walkforward.WalkForwardResult) -> dict[str, Any]:
     """API.md's walk-forward result: camelCase keys, parameter names as the user gave them."""
-    document = result.as_dict()
-    folds = document.pop("folds")
+    return render_walkforward_document(result.as_dict())
+
+
+def render_walkforward_document(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """render_walkforward of a stored WalkForwardResult.as_dict()."""
+    document = dict(stored)
+    folds = [dict(fold) for fold in document.pop("folds")]
     out: dict[str, Any] = camel_keys(document)
     out["folds"] = []
     for fold in folds:

@@ -7,7 +7,7 @@ from engine.errors import Cancelled, DataError, EngineError, RuleError
 from engine.grid import SweepRequest
 from engine.request import TIMEFRAMES, BacktestRequest
 from engine.result import BacktestResult, Trade
-from engine.run import backtest, check, run
+from engine.run import backtest, check, estimate_bars, run
 from engine.store import BarStore, DatasetInfo, DatasetSource
 from engine.sweep import ChunkResult, SweepResult, SweepRow
 from engine.walkforward import FoldResult, WalkForwardRequest, WalkForwardResult
@@ -33,6 +33,7 @@ __all__ = [
     "WalkForwardResult",
     "backtest",
     "check",
+    "estimate_bars",
     "grid",
     "overfitting",
     "rules",

@@ -208,6 +208,14 @@ def check(request: BacktestRequest, store: BarStore) -> BacktestRequest:
     return dataclasses.replace(request, start=start, end=end)
 
 
+def estimate_bars(request: BacktestRequest, store: BarStore) -> int:
+    """About how many bars `request` (checked) runs over, from the stored metadata only."""
+    info = store.info(request.symbol)
+    if info is None:
+        raise DataError("symbol", f"unknown symbol {request.symbol!r}")
+    return _estimate_bars(info, request.start, request.end, request.bar_duration)
+
+
 def _estimate_bars(info: DatasetInfo, start: datetime, end: datetime, bar: timedelta) -> int:
     """Complete bars of length `bar` in [start, end), capped by the 1-minute bars expected there
     (the stored count spread evenly over the stored span)."""

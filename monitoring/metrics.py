@@ -9,6 +9,9 @@ BACKTEST_OUTCOMES = ("completed", "failed", "cancelled", "timed_out", "crashed",
 #: What became of one combination of a sweep run in a chunk: `redone` ones were computed by
 #: a chunk that was then lost (its worker died or stopped) and count again when redone.
 SWEEP_COMBINATION_OUTCOMES = ("done", "redone", "cancelled")
+#: The chunked job kinds whose combinations are counted: a walk-forward's are its units, the
+#: combinations its folds sweep in-sample and each fold's one out-of-sample backtest.
+SWEEP_KINDS = ("sweep", "walk_forward")
 NOTIFICATION_CHANNELS = ("email", "telegram")
 NOTIFICATION_OUTCOMES = ("sent", "failed", "retried", "skipped")
 
@@ -64,12 +67,14 @@ BACKTESTS = Counter(
 )
 SWEEP_COMBINATIONS = Counter(
     "algotcha_sweep_combinations_total",
-    "Sweep combinations computed by workers, by outcome.",
-    ["outcome"],
+    "Sweep combinations computed by workers (of sweeps and of walk-forward folds), by job kind "
+    "and outcome.",
+    ["kind", "outcome"],
 )
 SWEEP_COMBINATION_SECONDS = Histogram(
     "algotcha_sweep_combination_seconds",
-    "Engine time per combination of a sweep, observed once per chunk (chunk time / its size).",
+    "Engine time per combination of a sweep or walk-forward fold, observed once per chunk "
+    "(chunk time / its combinations).",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 NOTIFICATIONS = Counter(
@@ -83,8 +88,9 @@ def _create_known_series() -> None:
     # A series that exists at zero lets rate() and increase() see its first event.
     for outcome in BACKTEST_OUTCOMES:
         BACKTESTS.labels(outcome=outcome)
-    for outcome in SWEEP_COMBINATION_OUTCOMES:
-        SWEEP_COMBINATIONS.labels(outcome=outcome)
+    for kind in SWEEP_KINDS:
+        for outcome in SWEEP_COMBINATION_OUTCOMES:
+            SWEEP_COMBINATIONS.labels(kind=kind, outcome=outcome)
     for channel in NOTIFICATION_CHANNELS:
         for outcome in NOTIFICATION_OUTCOMES:
             NOTIFICATIONS.labels(channel=channel, outcome=outcome)

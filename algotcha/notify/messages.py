@@ -92,20 +92,27 @@ def visible(telegram_html: str) -> str:
     return html.unescape(_TAG.sub("", telegram_html))
 
 
+_WHAT = {"backtest": "Backtest", "sweep": "Sweep", "walk_forward": "Walk-forward"}
+
+
 def render(job: Job, public_url: str) -> Notice:
     """The notice for a job that ended completed or failed."""
-    sweep = job.kind == "sweep"
-    # a sweep stores its SweepRequest, whose payload names the data
-    payload = job.payload.get("payload") or {} if sweep else job.payload
+    # a sweep or walk-forward stores its SweepRequest, whose payload names the data
+    payload = job.payload if job.kind == "backtest" else job.payload.get("payload") or {}
     name = clip(job.strategy_name, MAX_NAME)
     market = f"{_short(payload.get('symbol'))} {_short(payload.get('timeframe'))}"
     period = f"{_day(payload.get('start'))} → {_day(payload.get('end'))}"
     url = result_url(public_url, job.id)
-    what = "Sweep" if sweep else "Backtest"
+    what = _WHAT[job.kind]
     if job.status == "completed":
         headline, subject = f"{what} completed", f"{what} completed: {name}"
         result = job.result or {}
-        rows = _sweep_rows(result) if sweep else _metric_rows(result.get("metrics") or {})
+        if job.kind == "sweep":
+            rows = _sweep_rows(result)
+        elif job.kind == "walk_forward":
+            rows = _walkforward_rows(result)
+        else:
+            rows = _metric_rows(result.get("metrics") or {})
     else:
         headline, subject = f"{what} failed", f"{what} failed: {name}"
         rows = [("Error", clip(job.error or "unknown error", MAX_ERROR))]
@@ -144,6 +151,23 @@ def _sweep_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
         ("Reading", clip(str(verdict.get("reading", "")), 600)),
     ]
     return rows
+
+
+def _walkforward_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """A finished walk-forward: its verdict line, efficiency and profitable folds (a stored
+    WalkForwardResult.as_dict())."""
+    folds = result.get("folds") or []
+    profitable = result.get("profitable_folds")
+    share = (
+        f"{round(profitable * len(folds))} of {len(folds)}"
+        if isinstance(profitable, int | float) and folds
+        else "n/a"
+    )
+    return [
+        ("Verdict", clip(str(result.get("reading", "")), 600)),
+        ("Efficiency", _share(result.get("efficiency"))),
+        ("Profitable folds", share),
+    ]
 
 
 def _number(value: Any) -> str:

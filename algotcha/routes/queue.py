@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.requests import Request
@@ -9,7 +11,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from algotcha import auth, engine_requests, schemas, state
-from algotcha.services import jobs, sweeps
+from algotcha.services import jobs, sweeps, walkforwards
 
 
 class JobIdConvertor(StringConvertor):
@@ -30,6 +32,18 @@ async def submit(request: Request) -> Response:
     body = engine_requests.parse_submit(
         await request.body(), shared.store, max_combinations=settings.max_sweep_combinations
     )
+    if body.walk_forward is not None:
+        item = await run_in_threadpool(
+            walkforwards.submit,
+            shared.pool,
+            shared.broker,
+            settings,
+            shared.store,
+            user_id=user_id,
+            walk_forward=body.walk_forward,
+            notify_via=body.notify_via,
+        )
+        return _accepted(item, schemas.render_accepted_walkforward(item, body.walk_forward))
     if body.sweep is not None:
         item = await run_in_threadpool(
             sweeps.submit,
@@ -55,9 +69,9 @@ async def submit(request: Request) -> Response:
     return _accepted(item)
 
 
-def _accepted(item: jobs.QueuedJob) -> Response:
+def _accepted(item: jobs.QueuedJob, body: dict[str, Any] | None = None) -> Response:
     return JSONResponse(
-        schemas.render_accepted(item),
+        body or schemas.render_accepted(item),
         status_code=202,
         headers={"Location": f"/api/backtest/queue/{item.job.id}"},
     )
@@ -74,6 +88,17 @@ async def grid_csv(request: Request) -> Response:
         lines,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="sweep-{job_id}-grid.csv"'},
+    )
+
+
+async def folds_csv(request: Request) -> Response:
+    user_id = auth.current_user(request)
+    job_id = schemas.parse_id(request.path_params["id"])
+    lines = await run_in_threadpool(walkforwards.folds_csv, state.of(request).pool, user_id, job_id)
+    return StreamingResponse(
+        lines,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="walkforward-{job_id}-folds.csv"'},
     )
 
 
@@ -151,6 +176,7 @@ routes: list[BaseRoute] = [
     Route("/api/backtest/queue/{id:job_id}", show, methods=["GET"]),
     Route("/api/backtest/queue/{id:job_id}", cancel, methods=["DELETE"]),
     Route("/api/backtest/queue/{id}/grid.csv", grid_csv, methods=["GET"]),
+    Route("/api/backtest/queue/{id}/folds.csv", folds_csv, methods=["GET"]),
     Route(
         "/api/backtest/queue/{id}/combinations/{index}/backtest",
         backtest_combination,

@@ -60,14 +60,24 @@ def cut(units: int, *, chunks: int = CHUNKS_PER_JOB) -> list[tuple[int, int]]:
     return [(first, min(first + size, units)) for first in range(0, units, size)]
 
 
+def chunks_of(job: JobRow) -> list[tuple[int, int]]:
+    """The chunks of `job`: a walk-forward's folds share nothing a chunk could compute once,
+    and each is a sweep of its own, so each fold is a chunk (its units are the fold's steps,
+    the same count in every fold)."""
+    units = job.units or 1
+    if job.kind == "walk_forward":
+        return cut(units, chunks=int(job.payload["walkForward"]["folds"]))
+    return cut(units)
+
+
 def count(job: JobRow) -> int:
     """How many chunks start() cuts `job` into."""
-    return len(cut(job.units or 1))
+    return len(chunks_of(job))
 
 
 def start(conn: psycopg.Connection, job: JobRow) -> int:
     """Cut a job just claimed into its chunks, in the claim's transaction; how many."""
-    bounds = cut(job.units or 1)
+    bounds = chunks_of(job)
     job_chunk_db.insert_chunks(conn, job.id, bounds)
     logger.info("event=job_chunked job=%s units=%s chunks=%s", job.id, job.units, len(bounds))
     return len(bounds)
@@ -157,7 +167,7 @@ def complete(
         logger.exception("event=merge_failed job=%s", chunk.job_id)
         message = f"internal error while merging the chunks ({type(exc).__name__})"
         return fail(pool, claimed, message, outcome="crashed")
-    metrics.SWEEP_COMBINATIONS.labels("done").inc(done.units)
+    metrics.SWEEP_COMBINATIONS.labels(claimed.job.kind, "done").inc(done.units)
     metrics.SWEEP_COMBINATION_SECONDS.observe(elapsed_ms / 1000 / max(1, done.units))
     logger.info(
         "event=chunk_done job=%s chunk=%s worker=%s units=%s ms=%.0f job_units_done=%s/%s",
@@ -206,7 +216,7 @@ def stop(
             cancelled = job_db.update_job_finished(conn, job.id, None, status="cancelled")
             job_chunk_db.update_chunks_stopped(conn, job.id)
     if cancelled is not None:
-        metrics.SWEEP_COMBINATIONS.labels("cancelled").inc(chunk.units)
+        metrics.SWEEP_COMBINATIONS.labels(claimed.job.kind, "cancelled").inc(chunk.units)
         logger.info("event=job_cancelled job=%s chunk=%s", chunk.job_id, chunk.chunk)
         return jobs.observe(cancelled, "cancelled")
     logger.info(
@@ -241,7 +251,9 @@ def recover(
                 chunk.chunk,
                 chunk.attempt,
             )
-            metrics.SWEEP_COMBINATIONS.labels("redone").inc(chunk.units)
+            owner = job_db.select_job(conn, chunk.job_id)
+            if owner is not None:
+                metrics.SWEEP_COMBINATIONS.labels(owner.kind, "redone").inc(chunk.units)
             if chunk.attempt >= settings.max_attempts:
                 error = (
                     f"the worker stopped while running chunk {chunk.chunk} of this job "

@@ -59,10 +59,15 @@ def _completed(job: JobRow | None, job_id: int) -> JobRow:
     if job.status != "completed" or job.result is None:
         raise ConflictError(f"backtest {job_id} has no result: it is {job.status}")
     if job.kind != "backtest":
-        # a sweep's result is a ranking of combinations, with neither trades nor equity
+        # a sweep's result is a ranking of combinations, a walk-forward's its folds and
+        # their stitched backtest, which its result holds whole
+        walk_forward = job.kind == "walk_forward"
+        kind = "walk-forward" if walk_forward else "sweep"
+        table = "folds.csv" if walk_forward else "grid.csv"
         raise ConflictError(
-            f"job {job_id} is a {job.kind}: it has no trades or equity curve; its result is "
-            f"GET /api/backtest/queue/{job_id} and its grid /api/backtest/queue/{job_id}/grid.csv"
+            f"job {job_id} is a {kind}: it has no trades or equity curve here; its result "
+            f"is GET /api/backtest/queue/{job_id} and its table "
+            f"/api/backtest/queue/{job_id}/{table}"
         )
     return job
 

@@ -47,12 +47,34 @@ def child(kind: str, size: int, data_dir: Path | None) -> dict[str, Any]:
             "efficiency": outcome.efficiency,
             "stitched_trades": outcome.stitched.metrics["trades"],
             "reading": outcome.reading,
+            **stored_sizes(outcome.folds),
         }
     return {
         "seconds": time.perf_counter() - started,
         "cpu_s": time.process_time() - cpu,
         "peak_rss_gib": peak_rss_kib() / 2**20,
         **shape,
+    }
+
+
+def stored_sizes(folds: tuple[walkforward.FoldResult, ...]) -> dict[str, Any]:
+    """Bytes of one fold result as JSON (FoldResult.as_dict) and as the queue stores it (its
+    JSON without the segment, and Segment.to_bytes), the largest fold; the time to pack it."""
+    largest = max(folds, key=lambda fold: len(fold.segment.times))
+    as_json = len(json.dumps(largest.as_dict()))
+    started = time.perf_counter()
+    packed = largest.as_dict(packed=True)
+    segment = packed.pop("segment")
+    pack_s = time.perf_counter() - started
+    started = time.perf_counter()
+    walkforward.Segment.from_bytes(segment)
+    return {
+        "fold_json_bytes": as_json,
+        "fold_stored_bytes": len(json.dumps(packed)) + len(segment),
+        "fold_bars": len(largest.segment.times),
+        "fold_trades": largest.segment.simulation.count,
+        "pack_s": pack_s,
+        "unpack_s": time.perf_counter() - started,
     }
 
 
@@ -97,6 +119,13 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     print(f"  {walk['reading']}", flush=True)
+    print(
+        f"one fold's result ({walk['fold_bars']:,} out-of-sample bars, {walk['fold_trades']:,} "
+        f"trades): {walk['fold_json_bytes'] / 1e6:.2f} MB as JSON, "
+        f"{walk['fold_stored_bytes'] / 1e6:.2f} MB as the queue stores it "
+        f"(packed in {walk['pack_s'] * 1000:.0f} ms, unpacked in {walk['unpack_s'] * 1000:.0f} ms)",
+        flush=True,
+    )
     if args.json:
         document = {"bars": size, "sweep": one, "walkforward": walk, "ratio": ratio}
         args.json.write_text(json.dumps(document, indent=2))

@@ -154,58 +154,70 @@ def test_two_workers_share_a_sweep_and_match_the_engine_alone(
     assert single["result"]["metrics"]["trades"] > 0
 
 
+def kill_one_of_two_busy_workers(
+    user: User, start_worker: Any, db: psycopg.Connection, submit: Any, units: int
+) -> dict[str, Any]:
+    """Submit a chunked job of `units` with two workers, SIGKILL one once both run a chunk,
+    and see the job complete once with each unit stored once and a chunk redone; the job."""
+    doomed = start_worker(DEBUG_BACKTEST_DELAY_SECONDS="1.0")
+    start_worker(DEBUG_BACKTEST_DELAY_SECONDS="1.0")
+    job_id = submit(user).json()["queueId"]
+    wait_for(lambda: len(running_workers(db, job_id)) == 2, timeout_s=60, what="both busy")
+    doomed.kill()
+
+    wait_for(lambda: status_of(db, job_id) == "completed", timeout_s=120, what="the job")
+    chunks = chunks_of(db, job_id)
+    assert max(attempt for *_, attempt in chunks) == 2, "no chunk was redone"
+    stored = db.execute(
+        "SELECT count(*), count(DISTINCT unit) FROM chunk_row WHERE job_id = %s", (job_id,)
+    ).fetchone()
+    assert stored == (units, units)
+    attempt = db.execute("SELECT attempt FROM backtest_job WHERE id = %s", (job_id,)).fetchone()
+    assert attempt == (1,)
+    job: dict[str, Any] = user.client.get(f"/api/backtest/queue/{job_id}").json()
+    return job
+
+
 def test_a_worker_killed_mid_sweep_loses_only_its_chunk(
     make_user: Any, start_worker: Any, db: psycopg.Connection, settings: Settings
 ) -> None:
-    ann = make_user()
-    doomed = start_worker(DEBUG_BACKTEST_DELAY_SECONDS="1.0")
-    start_worker(DEBUG_BACKTEST_DELAY_SECONDS="1.0")
-    sweep_id = submit_sweep(ann).json()["queueId"]
-    wait_for(lambda: len(running_workers(db, sweep_id)) == 2, timeout_s=60, what="both busy")
-    doomed.kill()
-
-    wait_for(lambda: status_of(db, sweep_id) == "completed", timeout_s=120, what="the sweep")
-    chunks = chunks_of(db, sweep_id)
-    assert max(attempt for *_, attempt in chunks) == 2, "no chunk was redone"
-    units = db.execute(
-        "SELECT count(*), count(DISTINCT unit) FROM chunk_row WHERE job_id = %s", (sweep_id,)
-    ).fetchone()
-    assert units == (18, 18)
-    job = ann.client.get(f"/api/backtest/queue/{sweep_id}").json()
+    job = kill_one_of_two_busy_workers(make_user(), start_worker, db, submit_sweep, 18)
     assert without_time(job["result"]) == without_time(engine_result(settings, sweep_request()))
-    assert db.execute("SELECT attempt FROM backtest_job WHERE id = %s", (sweep_id,)).fetchone() == (
-        1,
-    )
 
 
-def test_cancel_mid_sweep_stops_the_chunks_of_both_workers(
-    make_user: Any, start_worker: Any, db: psycopg.Connection
+def cancel_with_both_workers_busy(
+    user: User, start_worker: Any, db: psycopg.Connection, submit: Any
 ) -> None:
-    ann = make_user()
+    """Submit a chunked job with two workers whose chunks the delay holds 30 s, cancel it
+    once both run one, and see both let go of their chunk and the job end cancelled."""
     workers = [start_worker(DEBUG_BACKTEST_DELAY_SECONDS="30") for _ in range(2)]
-    sweep_id = submit_sweep(ann).json()["queueId"]
-    wait_for(lambda: len(running_workers(db, sweep_id)) == 2, timeout_s=60, what="both busy")
+    job_id = submit(user).json()["queueId"]
+    wait_for(lambda: len(running_workers(db, job_id)) == 2, timeout_s=60, what="both busy")
 
-    cancelled = ann.client.delete(f"/api/backtest/queue/{sweep_id}")
+    cancelled = user.client.delete(f"/api/backtest/queue/{job_id}")
     assert cancelled.status_code == 202, cancelled.text
-    # The delay keeps each chunk busy 30 s: only the cancel check stops them sooner. Within
-    # a second or two on a quiet machine; 10 s leaves room for a loaded one.
-    wait_for(lambda: status_of(db, sweep_id) == "cancelled", timeout_s=10, what="cancelled")
-    wait_for(lambda: not running_workers(db, sweep_id), timeout_s=10, what="no chunk running")
+    # Only the cancel check stops the chunks before 30 s: within a second or two on a quiet
+    # machine; 10 s leaves room for a loaded one.
+    wait_for(lambda: status_of(db, job_id) == "cancelled", timeout_s=10, what="cancelled")
+    wait_for(lambda: not running_workers(db, job_id), timeout_s=10, what="no chunk running")
     assert db.execute(
-        "SELECT count(*) FROM job_chunk WHERE job_id = %s AND status = 'done'", (sweep_id,)
+        "SELECT count(*) FROM job_chunk WHERE job_id = %s AND status = 'done'", (job_id,)
     ).fetchone() == (0,)
     # each worker lets go of its chunk: stopped at a tick, or (its child having just finished)
     # refused when it tried to store the rows
     stopped = ("event=chunk_stopped", "event=job_cancelled", "event=chunk_taken_away")
     for worker in workers:
         wait_for(
-            lambda w=worker: any(
-                f"{event} job={sweep_id} chunk=" in w.output() for event in stopped
-            ),
+            lambda w=worker: any(f"{event} job={job_id} chunk=" in w.output() for event in stopped),
             timeout_s=10,
             what="each worker stopping its chunk",
         )
+
+
+def test_cancel_mid_sweep_stops_the_chunks_of_both_workers(
+    make_user: Any, start_worker: Any, db: psycopg.Connection
+) -> None:
+    cancel_with_both_workers_busy(make_user(), start_worker, db, submit_sweep)
 
 
 def test_a_second_sweep_of_the_same_user_is_429_and_bad_sweeps_are_422(

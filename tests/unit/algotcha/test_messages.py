@@ -231,3 +231,44 @@ def test_a_failed_sweep_sends_its_error() -> None:
     )
     assert notice.subject == "Sweep failed: SMA cross"
     assert "Error: boom" in notice.text and "Winner" not in notice.text
+
+
+WALK_RESULT = {
+    "folds": [{"index": index} for index in range(5)],
+    "efficiency": 0.62,
+    "profitable_folds": 0.6,
+    "parameter_stability": 0.8,
+    "reading": "Looks robust: out-of-sample kept 62% of the in-sample annualised return.",
+}
+
+
+def test_a_finished_walkforward_sends_its_verdict_efficiency_and_profitable_folds() -> None:
+    notice = messages.render(
+        job(kind="walk_forward", payload=SWEEP_REQUEST, result=WALK_RESULT), PUBLIC_URL
+    )
+    shown = messages.visible(notice.telegram)
+    for expected in (
+        "Walk-forward completed",
+        "BTCUSDT 1h",
+        f"Verdict: {WALK_RESULT['reading']}",
+        "Efficiency: 62%",
+        "Profitable folds: 3 of 5",
+    ):
+        assert expected in shown, expected
+        assert expected in notice.text, expected
+    assert f'href="{PUBLIC_URL}/#/jobs/17"' in notice.telegram
+    assert notice.subject == "Walk-forward completed: SMA cross"
+
+
+def test_a_walkforward_without_efficiency_reads_not_available_and_a_failed_one_its_error() -> None:
+    undefined = {**WALK_RESULT, "efficiency": None}
+    notice = messages.render(
+        job(kind="walk_forward", payload=SWEEP_REQUEST, result=undefined), PUBLIC_URL
+    )
+    assert "Efficiency: n/a" in notice.text
+    failed = messages.render(
+        job(kind="walk_forward", payload=SWEEP_REQUEST, status="failed", result=None, error="boom"),
+        PUBLIC_URL,
+    )
+    assert failed.subject == "Walk-forward failed: SMA cross"
+    assert "Error: boom" in failed.text and "Verdict" not in failed.text

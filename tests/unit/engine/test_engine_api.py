@@ -21,7 +21,7 @@ def test_the_public_names_are_exported() -> None:
             "TIMEFRAMES", "BacktestResult", "Trade", "BarStore", "DatasetInfo", "DatasetSource",
             "run", "check", "backtest", "rules", "grid", "sweep", "overfitting", "SweepRequest",
             "SweepResult", "SweepRow", "ChunkResult", "walkforward", "WalkForwardRequest",
-            "WalkForwardResult", "FoldResult",
+            "WalkForwardResult", "FoldResult", "estimate_bars",
         ]
     )  # fmt: skip
     for name in engine.__all__:

@@ -154,6 +154,30 @@ def test_fold_results_merge_in_any_order_and_through_json_to_the_same_result(
     assert got == expected
 
 
+def test_packed_fold_results_are_exact_and_smaller_than_their_json(
+    rolling: walkforward.WalkForwardResult,
+) -> None:
+    """What the queue stores of a fold (its JSON less the segment, and Segment.to_bytes)."""
+    revived = []
+    for fold in rolling.folds:
+        packed = fold.as_dict(packed=True)
+        segment = packed.pop("segment")
+        assert isinstance(segment, bytes)
+        assert len(segment) < len(json.dumps(fold.as_dict()["segment"])) / 2
+        stored = json.loads(json.dumps(packed))
+        revived.append(walkforward.FoldResult.from_dict({**stored, "segment": segment}))
+        again = revived[-1].segment
+        assert np.array_equal(again.times, fold.segment.times)
+        for name in ("equity", "entry_bar", "exit_bar", "pnl", "quantity", "side", "reason"):
+            mine, theirs = getattr(again.simulation, name), getattr(fold.segment.simulation, name)
+            assert mine.dtype == theirs.dtype and np.array_equal(mine, theirs), name
+    merged = walkforward.merge_folds(request(), revived).as_dict()
+    expected = rolling.as_dict()
+    for document in (expected, merged):
+        document.pop("elapsed_ms")
+    assert merged == expected
+
+
 def test_merging_refuses_a_missing_or_repeated_fold(
     rolling: walkforward.WalkForwardResult,
 ) -> None:
