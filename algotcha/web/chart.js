@@ -4,8 +4,13 @@ import { compact, el, money, percent, svg } from "./format.js";
 
 const MARGIN = { top: 14, right: 14, bottom: 28, left: 54 };
 
-/** Draws into `container` (emptied first) at its current width. */
-export function drawEquity(container, curve, initialCapital) {
+/**
+ * Draws into `container` (emptied first) at its current width. Options: `span` [t0, t1] (ms)
+ * widens the time axis beyond the curve; `backdrop(frame)` returns SVG nodes drawn under the
+ * curve, given {x(t), top, plotH, left, right, below}, and `backdropHeight` px is added under the
+ * axis for what it draws there (below: the first free y); `caption` ends the chart's label.
+ */
+export function drawEquity(container, curve, initialCapital, { span, backdrop, backdropHeight = 0, caption = "" } = {}) {
   container.replaceChildren();
   const points = curve
     .filter((p) => p.equity !== null && p.equity !== undefined)
@@ -22,11 +27,13 @@ export function drawEquity(container, curve, initialCapital) {
   }
 
   const width = Math.max(280, container.clientWidth || 800);
-  const height = width < 560 ? 220 : 320;
+  const height = (width < 560 ? 220 : 320) + backdropHeight;
   const plotW = width - MARGIN.left - MARGIN.right;
-  const plotH = height - MARGIN.top - MARGIN.bottom;
-  const t0 = points[0].t;
-  const t1 = points[points.length - 1].t;
+  const plotH = height - backdropHeight - MARGIN.top - MARGIN.bottom;
+  const first = points[0].t;
+  const end = points[points.length - 1].t;
+  const t0 = span ? Math.min(span[0], first) : first;
+  const t1 = span ? Math.max(span[1], end) : end;
   const values = points.map((p) => p.v);
   const ticks = niceTicks(
     Math.min(...values, initialCapital),
@@ -44,7 +51,7 @@ export function drawEquity(container, curve, initialCapital) {
   const last = points[points.length - 1];
   const label =
     `Equity curve from ${money(points[0].v)} to ${money(last.v)}; ` +
-    `deepest drawdown ${percent(worst.dd)} on ${new Date(worst.t).toISOString().slice(0, 10)}`;
+    `deepest drawdown ${percent(worst.dd)} on ${new Date(worst.t).toISOString().slice(0, 10)}${caption}`;
 
   const gradientId = `eq-fill-${Math.random().toString(36).slice(2, 8)}`;
   const grid = ticks.map((v) =>
@@ -55,15 +62,19 @@ export function drawEquity(container, curve, initialCapital) {
       svg("text", { x: MARGIN.left - 8, y: y(v), dy: "0.32em", "text-anchor": "end" }, compact(v)),
     ),
   );
+  const axisY = MARGIN.top + plotH + MARGIN.bottom;
   const xTicks = timeTicks(t0, t1, Math.max(2, Math.floor(plotW / 110))).map((t) =>
-    svg("text", { class: "xtick", x: x(t), y: height - 8, "text-anchor": "middle" }, timeLabel(t, t1 - t0)),
+    svg("text", { class: "xtick", x: x(t), y: axisY - 8, "text-anchor": "middle" }, timeLabel(t, t1 - t0)),
   );
+  const behind = backdrop
+    ? backdrop({ x, top: MARGIN.top, plotH, left: MARGIN.left, right: width - MARGIN.right, below: axisY })
+    : [];
   const drawdown = `${line("peak")}${points
     .slice()
     .reverse()
     .map((p) => `L${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`)
     .join("")}Z`;
-  const area = `${line("v")}L${x(t1).toFixed(1)},${y(lo).toFixed(1)}L${x(t0).toFixed(1)},${y(lo).toFixed(1)}Z`;
+  const area = `${line("v")}L${x(end).toFixed(1)},${y(lo).toFixed(1)}L${x(first).toFixed(1)},${y(lo).toFixed(1)}Z`;
 
   const cursor = svg(
     "g",
@@ -101,6 +112,7 @@ export function drawEquity(container, curve, initialCapital) {
         svg("stop", { offset: "100%", class: "fill-bottom" }),
       ),
     ),
+    ...behind,
     ...grid,
     ...xTicks,
     svg("path", { class: "equity-area", d: area, fill: `url(#${gradientId})` }),

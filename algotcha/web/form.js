@@ -1,5 +1,6 @@
 // The backtest form and the run dialog: place in line, wait, channel, then the submit.
-// In "Sweep" mode (sweepform.js) the same form's payload is wrapped in a SweepRequest.
+// In "Sweep" and "Walk-forward" modes (sweepform.js) the same form's payload is wrapped in a
+// SweepRequest.
 
 import { get, request } from "./api.js";
 import * as fmt from "./format.js";
@@ -280,7 +281,7 @@ let pending = null; // the body the dialog would queue: {payload} or {sweep}
 async function openRunDialog(body) {
   pending = body;
   const payload = body.payload || body.sweep.payload;
-  const what = body.sweep ? "sweep" : "backtest";
+  const what = !body.sweep ? "backtest" : body.sweep.walkForward ? "walk-forward" : "sweep";
   $("run-title").textContent = `Queue this ${what}`;
   $("run-confirm").textContent = `Queue ${what}`;
   setSegments($("run-summary"), [
@@ -288,7 +289,7 @@ async function openRunDialog(body) {
     payload.symbol,
     payload.timeframe,
     `${payload.start.slice(0, 10)} → ${lastDay(payload.end)}`,
-    body.sweep ? `${$("sweep-combinations").dataset.combinations} combinations before the constraint` : "",
+    body.sweep ? $("sweep-combinations").dataset.summary : "",
   ]);
   $("run-place").textContent = "Checking the queue…";
   $("run-workers").textContent = "";

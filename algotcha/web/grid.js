@@ -1,6 +1,7 @@
 // A sweep's grid in the browser: value counts exactly as engine/grid.py expands them, the grid
 // CSV parsed, and the cells of a two-parameter heatmap (the other parameters at their best).
 
+import { percent, ratio } from "./format.js";
 import { DEFAULT_OBJECTIVE, MAX_VALUES, OBJECTIVES as NAMES } from "./vocabulary.js";
 
 // engine/grid.py: a step "divides" a range when the count of steps is this close to whole.
@@ -18,6 +19,11 @@ const OBJECTIVE_LABEL = {
 export const OBJECTIVES = [DEFAULT_OBJECTIVE, ...NAMES.filter((name) => name !== DEFAULT_OBJECTIVE)].map(
   (name) => [name, OBJECTIVE_LABEL[name] || name],
 );
+
+/** The value of an objective for people: returns as percents, ratios with two decimals. */
+export function objectiveFormat(key) {
+  return key === "totalReturn" || key === "expectancy" ? (v) => percent(v, { signed: true }) : ratio;
+}
 
 /**
  * {count} or {error} for one parameter: {from, to, step} or a list of numbers. The same rules as

@@ -1,5 +1,6 @@
 // One backtest: its place in line or progress, live, then the result (metrics, chart, trades).
-// A sweep shares the live status; sweep.js draws its heatmap, best 20 and verdict.
+// A sweep shares the live status; sweep.js draws its heatmap, best 20 and verdict. A walk-forward
+// shows its stitched out-of-sample backtest here; walkforward.js adds the folds and the verdict.
 
 import { renderActions } from "./actions.js";
 import { FINAL, follow, get, request } from "./api.js";
@@ -22,6 +23,7 @@ import {
 import { renderTearsheet } from "./tearsheet.js";
 import { OBJECTIVES } from "./grid.js";
 import { startSweep } from "./sweep.js";
+import { foldBackdrop, startWalkForward } from "./walkforward.js";
 
 const OBJECTIVE_LABEL = Object.fromEntries(OBJECTIVES);
 
@@ -34,8 +36,8 @@ function resetJobView(title) {
   $("job-meta").textContent = "";
   $("job-status").textContent = "";
   $("job-status").className = "badge";
-  for (const part of [...RESULT_PARTS, "tearsheet", "result-actions", "shared-note", "sweep-result"])
-    show($(part), false);
+  const parts = ["tearsheet", "result-actions", "shared-note", "sweep-result", "wf-verdict", "wf-folds-card", "job-folds"];
+  for (const part of [...RESULT_PARTS, ...parts]) show($(part), false);
 }
 
 export async function showJob(id, signal) {
@@ -44,7 +46,8 @@ export async function showJob(id, signal) {
     let job = await get(`/api/backtest/queue/${id}`, { signal });
     renderJobHead(job);
     renderSettings(job);
-    const sweep = job.kind === "sweep" ? startSweep(job, signal) : null;
+    const starts = { sweep: startSweep, walkForward: startWalkForward };
+    const kindView = starts[job.kind] ? starts[job.kind](job, signal) : null;
     if (!FINAL.has(job.status)) {
       renderLive(job);
       $("job-cancel").onclick = async () => {
@@ -54,7 +57,7 @@ export async function showJob(id, signal) {
         id,
         (update) => {
           renderLive({ ...job, ...update });
-          if (sweep) sweep.update(update);
+          if (kindView) kindView.update(update);
           refreshStats();
         },
         signal,
@@ -65,7 +68,7 @@ export async function showJob(id, signal) {
       renderSettings(job);
     }
     renderFinal(job, signal);
-    if (sweep) await sweep.finish(job);
+    if (kindView) await kindView.finish(job);
   } catch (err) {
     if (signal.aborted) return;
     if (err.status === 404) notice(`There is no backtest #${id} in your account.`, "error");
@@ -90,16 +93,27 @@ export async function showShared(token, signal) {
   }
 }
 
-const kindOf = (job) => (job.kind === "sweep" ? "sweep" : "backtest");
-// A sweep stores its SweepRequest: the backtest payload is inside it.
-const payloadOf = (job) => (job.kind === "sweep" ? (job.payload || {}).payload : job.payload);
+const KIND_NAMES = { backtest: "backtest", sweep: "sweep", walkForward: "walk-forward" };
+const kindOf = (job) => KIND_NAMES[job.kind] || "backtest";
+// A sweep or walk-forward stores its SweepRequest: the backtest payload is inside it.
+const payloadOf = (job) => (job.kind && job.kind !== "backtest" ? (job.payload || {}).payload : job.payload);
+
+/** "Backtest", "Sweep of 15 combinations" or "Walk-forward of 5 folds × 15 combinations". */
+export function kindText(job) {
+  if (job.kind === "sweep") return `Sweep of ${fmt.count(job.combinations)} combinations`;
+  if (job.kind === "walkForward") {
+    const each = job.combinations ? ` × ${fmt.count(job.combinations)} combinations` : "";
+    return `Walk-forward of ${fmt.count(job.folds)} folds${each}`;
+  }
+  return "Backtest";
+}
 
 function renderJobHead(job) {
   $("job-title").textContent = job.strategyName;
   document.title = `${job.strategyName} · Algotcha`;
   setSegments($("job-meta"), [
     job.id ? `#${job.id}` : null,
-    job.kind === "sweep" ? `Sweep of ${fmt.count(job.combinations)} combinations` : "",
+    kindText(job),
     job.symbol,
     job.timeframe,
     periodOf(payloadOf(job)),
@@ -160,7 +174,10 @@ function renderFinal(job, signal) {
     notice(`This ${kindOf(job)} failed: ${job.error || "no reason was recorded."}`, "error");
   else if (job.status === "cancelled") notice(`This ${kindOf(job)} was cancelled.`, "info");
   if (job.status !== "completed" || !job.result || job.kind === "sweep") return;
-  renderResult(job, signal, { shared: false, tradesPath: `/api/backtest/queue/${job.id}/trades` });
+  const tradesPath = `/api/backtest/queue/${job.id}/trades`;
+  if (job.kind === "walkForward")
+    renderResult(job, signal, { shared: false, tradesPath, walkForward: job.result });
+  else renderResult(job, signal, { shared: false, tradesPath });
 }
 
 export const METRICS = [
@@ -188,19 +205,25 @@ export function metricText(value, kind) {
   return fmt.ratio(value);
 }
 
-function renderResult(job, signal, { shared, tradesPath }) {
-  const { metrics, trades, equityCurve, tradeCount, tearsheet } = job.result;
+/** A backtest's result; for a walk-forward (its result), the stitched out-of-sample backtest over
+ * the folds' windows, without download or share (those routes are a backtest's). */
+function renderResult(job, signal, { shared, tradesPath, walkForward = null }) {
+  const { metrics, trades, equityCurve, tradeCount, tearsheet } = walkForward ? walkForward.stitched : job.result;
   renderKpis(metrics);
   renderMetrics(metrics);
   show($("job-result"));
   show($("metrics-card"));
   $("job-details").classList.remove("single");
   show($("trades-card"));
-  const initial = (job.payload && job.payload.initialCapital) || (equityCurve[0] && equityCurve[0].equity);
-  renderChart(equityCurve, initial || 0, signal);
+  const initial = (payloadOf(job) || {}).initialCapital || (equityCurve[0] && equityCurve[0].equity);
+  for (const key of document.querySelectorAll(".wf-key")) show(key, Boolean(walkForward));
+  $("chart-title").textContent = walkForward ? "Stitched out-of-sample equity" : "Equity";
+  const options = walkForward ? foldBackdrop(walkForward.folds) : {};
+  renderChart(equityCurve, initial || 0, signal, options);
   renderTrades(trades, tradeCount ?? trades.length, tradesPath, signal);
   renderTearsheet(tearsheet, signal);
-  renderActions(job.id, shared);
+  if (walkForward) show($("result-actions"), false);
+  else renderActions(job.id, shared);
 }
 
 function renderKpis(metrics) {
@@ -260,8 +283,8 @@ function renderMetrics(metrics) {
 }
 
 /** The chart is drawn at the container's width, so it is drawn again when the window resizes. */
-function renderChart(equityCurve, initial, signal) {
-  keepDrawn($("chart"), () => drawEquity($("chart"), equityCurve, initial), signal);
+function renderChart(equityCurve, initial, signal, options) {
+  keepDrawn($("chart"), () => drawEquity($("chart"), equityCurve, initial, options), signal);
 }
 
 /**
@@ -331,7 +354,7 @@ function renderTrades(firstPage, total, tradesPath, signal) {
 /** The run's settings (its stored payload), shown while it waits and beside the result. */
 function renderSettings(job, { shared = false } = {}) {
   const payload = payloadOf(job) || {};
-  const sweep = job.kind === "sweep" ? job.payload || {} : null;
+  const sweep = job.kind === "sweep" || job.kind === "walkForward" ? job.payload || {} : null;
   const pct = (v) => (v === null || v === undefined ? "none" : `${toPercent(v)} %`);
   const items = [
     ["Dataset", `${payload.symbol || job.symbol} · ${payload.timeframe || job.timeframe}`],
@@ -352,7 +375,7 @@ function renderSettings(job, { shared = false } = {}) {
     job.result && !sweep
       ? ["Bars", `${fmt.count(job.result.bars)} · computed in ${fmt.count(job.result.elapsedMs)} ms`]
       : null,
-    job.result && sweep ? ["Engine time", `${fmt.count(job.result.elapsedMs)} ms over every chunk`] : null,
+    job.result && sweep ? ["Engine time", `${fmt.count(job.result.elapsedMs)} ms over every ${sweep.walkForward ? "fold" : "chunk"}`] : null,
   ].filter(Boolean);
   $("settings-list").replaceChildren(
     ...items.flatMap(([term, value, kind]) => [
@@ -380,6 +403,11 @@ function sweepSettings(sweep) {
       "Objective",
       `${OBJECTIVE_LABEL[sweep.objective || "sharpe"]}, ranked from ${sweep.minTrades ?? 10} in-sample trades`,
     ],
-    ["Held out", fmt.percent(sweep.outOfSample ?? 0.3, { digits: 0 })],
+    ...(sweep.walkForward
+      ? [
+          ["Folds", `${sweep.walkForward.folds}, ${sweep.walkForward.anchored ? "anchored at the first bar" : "rolling"}`],
+          ["In-sample share", `${toPercent(sweep.walkForward.inSample)} % of each window`],
+        ]
+      : [["Held out", fmt.percent(sweep.outOfSample ?? 0.3, { digits: 0 })]]),
   ].filter(Boolean);
 }

@@ -3,6 +3,7 @@
 import { ACTIVE, get, sleep } from "./api.js";
 import * as fmt from "./format.js";
 import { $, el, show } from "./format.js";
+import { kindText } from "./job.js";
 import { badge, failed, showView } from "./shell.js";
 
 const LIST_PAGE = 20;
@@ -104,13 +105,14 @@ function jobRow(item) {
 function updateRow(row, item) {
   const [pickBox, main, stateBox] = row.children;
   const pick = pickBox.firstChild;
-  pick.disabled = item.status !== "completed";
+  // sweeps and walk-forwards have no single equity curve to set beside another
+  pick.disabled = item.status !== "completed" || (item.kind || "backtest") !== "backtest";
   pick.title = pick.disabled ? "Only completed backtests can be compared" : "Select to compare";
   pick.setAttribute("aria-label", `Compare ${item.strategyName} (#${item.id})`);
   main.firstChild.textContent = item.strategyName;
   main.lastChild.textContent = [
     `#${item.id}`,
-    item.kind === "sweep" ? `sweep of ${fmt.count(item.combinations)}` : "",
+    kindText(item),
     item.symbol,
     item.timeframe,
     fmt.ago(item.createdAt),

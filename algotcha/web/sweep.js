@@ -4,7 +4,7 @@
 import { ApiError, request, session } from "./api.js";
 import * as fmt from "./format.js";
 import { $, el, show } from "./format.js";
-import { OBJECTIVES, axisValues, heatmapCells, parseGrid } from "./grid.js";
+import { OBJECTIVES, axisValues, heatmapCells, objectiveFormat, parseGrid } from "./grid.js";
 import { drawHeatmap, drawScale } from "./heatmap.js";
 import { failed, flash } from "./shell.js";
 
@@ -17,11 +17,6 @@ const SUMMARY_COLUMNS = [
   ["sharpe", "Sharpe", fmt.ratio],
   ["trades", "Trades", fmt.count],
 ];
-
-/** The value of an objective for people: returns as percents, ratios with two decimals. */
-function formatter(key) {
-  return key === "totalReturn" || key === "expectancy" ? (v) => fmt.percent(v, { signed: true }) : fmt.ratio;
-}
 
 /**
  * Starts the sweep view of `job` (its stored SweepRequest in job.payload); returns
@@ -154,7 +149,7 @@ function draw(view) {
       cell.value = others === "mean" ? cell.oosMean : (cell.row.oos[view.objective] ?? null);
     }
   }
-  const format = formatter(view.objective);
+  const format = objectiveFormat(view.objective);
   const { lo, hi, ranked } = drawHeatmap($("heatmap"), {
     xs: view.axes[x] || [],
     ys: y ? view.axes[y] : [null],
@@ -223,7 +218,7 @@ function renderVerdict(result, objective) {
 function renderTop(result, view) {
   const rows = result.top || [];
   const objective = view.objective;
-  const format = formatter(objective);
+  const format = objectiveFormat(objective);
   const head = el(
     "tr",
     {},

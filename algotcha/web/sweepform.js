@@ -1,9 +1,11 @@
-// The "Sweep" mode of the new-backtest form: the parameter table, the live count of combinations
-// and the estimated time, the objective and the out-of-sample share; then the SweepRequest.
+// The "Sweep" and "Walk-forward" modes of the new-backtest form: the parameter table, the live
+// count of combinations (times folds) and the estimated time, the objective and the out-of-sample
+// share, or the folds; then the SweepRequest (with walkForward).
 
 import { get } from "./api.js";
 import * as fmt from "./format.js";
 import { $, el, show } from "./format.js";
+import { MAX_FOLDS, MAX_IN_SAMPLE, MIN_FOLDS, MIN_IN_SAMPLE, windows, workOf } from "./folds.js";
 import { OBJECTIVES, gridSize, valueCount } from "./grid.js";
 import { state } from "./shell.js";
 import { DEFAULT_OBJECTIVE, MAX_PARAMETERS, TIMEFRAME_MINUTES } from "./vocabulary.js";
@@ -18,7 +20,9 @@ const STATS_TTL_MS = 10_000;
 let rowSerial = 0;
 let stats = null; // {at, value} of GET /stats: what the estimate is based on
 
-export const isSweep = () => $("mode-sweep").checked;
+/** Sweep and walk-forward share the parameter table: both send a SweepRequest. */
+export const isSweep = () => $("mode-sweep").checked || isWalkForward();
+export const isWalkForward = () => $("mode-walkforward").checked;
 
 export function setup(form) {
   $("f-sweep-objective").replaceChildren(
@@ -36,8 +40,13 @@ export function setup(form) {
 
 function onMode() {
   const sweep = isSweep();
+  const walkForward = isWalkForward();
   show($("sweep-card"), sweep);
-  $("run-button").textContent = sweep ? "Run sweep" : "Run backtest";
+  show($("wf-fields"), walkForward);
+  // each fold holds its own out-of-sample window: the sweep's share is not sent
+  show($("sweep-outOfSample-field"), !walkForward);
+  $("sweep-legend").textContent = walkForward ? "Walk-forward" : "Sweep";
+  $("run-button").textContent = walkForward ? "Run walk-forward" : sweep ? "Run sweep" : "Run backtest";
   if (!sweep) return;
   if (!$("sweep-params").tBodies[0].rows.length) {
     // First time in sweep mode: untouched default rules become their parameterised versions.
@@ -135,9 +144,24 @@ function recount() {
     $("sweep-estimate").textContent = "";
     return;
   }
-  combos.textContent = `${fmt.count(size)} ${size === 1 ? "combination" : "combinations"} before the constraint`;
-  $("sweep-combinations").dataset.combinations = String(size);
-  estimate(size);
+  const plural = `${fmt.count(size)} ${size === 1 ? "combination" : "combinations"}`;
+  const wf = isWalkForward() ? readWalkForward().walkForward : null;
+  combos.dataset.combinations = String(size);
+  if (!wf) {
+    combos.textContent = `${plural} before the constraint`;
+    combos.dataset.summary = `${size} combinations before the constraint`;
+    estimate(size, null);
+    return;
+  }
+  if (!Number.isInteger(wf.folds) || wf.folds < MIN_FOLDS || wf.folds > MAX_FOLDS) {
+    combos.textContent = `${plural} before the constraint; choose ${MIN_FOLDS} to ${MAX_FOLDS} folds.`;
+    $("sweep-estimate").textContent = "";
+    return;
+  }
+  combos.textContent =
+    `${plural} × ${wf.folds} folds = ${fmt.count(size * wf.folds)} in-sample runs before the constraint`;
+  combos.dataset.summary = `${size} combinations × ${wf.folds} folds`;
+  estimate(size, wf);
 }
 
 /** Bars each combination runs over, as the API counts them: the period clipped to the data. */
@@ -153,7 +177,19 @@ function barsOfPeriod() {
   return to > from ? Math.max(1, Math.floor((to - from) / 60e3 / minutes)) : null;
 }
 
-async function estimate(size) {
+/** What the folds hold over `bars`: the out-of-sample window's length, or why they cannot run. */
+function windowsText(bars, wf) {
+  if (!(wf.inSample >= MIN_IN_SAMPLE && wf.inSample <= MAX_IN_SAMPLE)) return "";
+  const [first] = windows(bars, wf.folds, wf.inSample, wf.anchored);
+  const oos = first.outOfSample[1] - first.outOfSample[0];
+  if (oos < 1) return `${wf.folds} folds of ${fmt.count(bars)} bars leave no out-of-sample bars: use fewer folds or a longer period. `;
+  return (
+    `Each fold: ${fmt.count(first.inSample[1] - first.inSample[0])} in-sample bars` +
+    `${wf.anchored ? " or more" : ""}, then ${fmt.count(oos)} out-of-sample bars. `
+  );
+}
+
+async function estimate(size, wf) {
   const box = $("sweep-estimate");
   const bars = barsOfPeriod();
   if (!stats || Date.now() - stats.at > STATS_TTL_MS) {
@@ -169,14 +205,24 @@ async function estimate(size) {
     box.textContent = "";
     return;
   }
-  const workers = Math.max(1, s.workers);
-  const seconds = (size * bars * s.sweepSecondsPerCombinationBar) / workers;
+  // A walk-forward runs fold by fold as chunks: no more workers help than there are folds.
+  const workers = Math.max(1, wf ? Math.min(s.workers, wf.folds) : s.workers);
+  const inSampleOk = wf && wf.inSample >= MIN_IN_SAMPLE && wf.inSample <= MAX_IN_SAMPLE;
+  if (wf && !inSampleOk) {
+    box.textContent = "";
+    return;
+  }
+  const work = wf ? workOf(bars, size, wf) : size * bars;
+  const seconds = (work * s.sweepSecondsPerCombinationBar) / workers;
   const computing = seconds < 60 ? "under a minute" : fmt.minutes(Math.ceil(seconds / 60));
   const line = s.estimatedWaitMinutes > 0 ? `, after ${fmt.minutes(s.estimatedWaitMinutes)} in line` : "";
   const nanos = (s.sweepSecondsPerCombinationBar * 1e9).toPrecision(2);
+  const basis = wf
+    ? `${windowsText(bars, wf)}Based on ${fmt.count(work)} combination-bars over the folds`
+    : `Based on ${fmt.count(bars)} bars per combination`;
   box.textContent =
     `Estimated ${computing} of computing on ${workers === 1 ? "1 worker" : `${workers} workers`}${line}. ` +
-    `Based on ${fmt.count(bars)} bars per combination × ${nanos} ns per combination per bar ` +
+    `${basis} × ${nanos} ns per combination per bar ` +
     "(the service's measure over its recent sweeps), before the constraint removes any." +
     (s.workers ? "" : " No worker is online right now.");
 }
@@ -197,8 +243,27 @@ export function fill(sweep) {
   $("f-sweep-objective").value = sweep.objective || DEFAULT_OBJECTIVE;
   $("f-sweep-minTrades").value = String(sweep.minTrades ?? 10);
   $("f-sweep-outOfSample").value = String(Number(((sweep.outOfSample ?? 0.3) * 100).toPrecision(10)));
-  $("mode-sweep").checked = true;
+  const wf = sweep.walkForward;
+  if (wf) {
+    $("f-wf-folds").value = String(wf.folds);
+    $("f-wf-inSample").value = String(Number((wf.inSample * 100).toPrecision(10)));
+    $("f-wf-anchored").checked = Boolean(wf.anchored);
+  }
+  $(wf ? "mode-walkforward" : "mode-sweep").checked = true;
   onMode();
+}
+
+/** The walkForward object of the form, and the mistakes the API would refuse anyway. */
+function readWalkForward() {
+  const errors = [];
+  const folds = Number($("f-wf-folds").value.trim() || "NaN");
+  if (!Number.isInteger(folds) || folds < MIN_FOLDS || folds > MAX_FOLDS)
+    errors.push({ field: "sweep.walkForward.folds", message: `Enter a whole number of folds from ${MIN_FOLDS} to ${MAX_FOLDS}.` });
+  const percent = Number($("f-wf-inSample").value.trim() || "NaN");
+  const inSample = Number((percent / 100).toPrecision(10));
+  if (!(inSample >= MIN_IN_SAMPLE && inSample <= MAX_IN_SAMPLE))
+    errors.push({ field: "sweep.walkForward.inSample", message: "Enter an in-sample share from 50 to 90 %." });
+  return { walkForward: { folds, inSample, anchored: $("f-wf-anchored").checked }, errors };
 }
 
 /** The SweepRequest around the form's payload, and the mistakes the API would refuse anyway. */
@@ -224,22 +289,25 @@ export function readSweep(payload) {
   const minTrades = Number(text("f-sweep-minTrades") || "0");
   if (!Number.isInteger(minTrades) || minTrades < 0)
     errors.push({ field: "sweep.minTrades", message: "Enter a whole number of trades, 0 or more." });
-  const outOfSample = Number(text("f-sweep-outOfSample") || "0");
-  if (!(outOfSample >= 0 && outOfSample <= 50))
-    errors.push({ field: "sweep.outOfSample", message: "Enter a share from 0 to 50 %." });
-  const sweep = {
-    payload,
-    parameters,
-    objective: $("f-sweep-objective").value,
-    minTrades,
-    outOfSample: Number((outOfSample / 100).toPrecision(10)),
-  };
+  const sweep = { payload, parameters, objective: $("f-sweep-objective").value, minTrades };
+  if (isWalkForward()) {
+    const wf = readWalkForward();
+    sweep.walkForward = wf.walkForward;
+    errors.push(...wf.errors);
+  } else {
+    const outOfSample = Number(text("f-sweep-outOfSample") || "0");
+    if (!(outOfSample >= 0 && outOfSample <= 50))
+      errors.push({ field: "sweep.outOfSample", message: "Enter a share from 0 to 50 %." });
+    sweep.outOfSample = Number((outOfSample / 100).toPrecision(10));
+  }
   if (text("f-sweep-constraint")) sweep.constraint = text("f-sweep-constraint");
   return { sweep, errors };
 }
 
 /** Where a sweep field's error goes ({box, input}), or null when it is not a sweep field. */
 export function locate(field) {
+  const fold = String(field).match(/^sweep\.walkForward(?:\.(folds|inSample|anchored))?$/);
+  if (fold) return { box: $(`err-wf-${fold[1] || "folds"}`), input: $(`f-wf-${fold[1] || "folds"}`) };
   const match = String(field).match(/^sweep\.(parameters|constraint|objective|minTrades|outOfSample)(?:\.([^.]+))?(?:\.(\w+))?$/);
   if (!match) return null;
   const [, area, name, part] = match;
