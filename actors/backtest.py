@@ -9,7 +9,7 @@ import dramatiq
 
 from actors import chunk, execution, progress
 from actors.broker import runtime
-from algotcha import queues, schemas
+from algotcha import engine_requests, queues
 from algotcha.errors import ValidationError
 from algotcha.services import chunks, jobs
 
@@ -42,7 +42,7 @@ def run_backtest(job_id: int) -> None:
         return
     ticker = progress.Ticker(rt.pool, job.id, rt.worker_id)
     try:
-        request = schemas.parse_payload(job.payload)
+        request = engine_requests.parse_payload(job.payload)
     except ValidationError as exc:  # stored before a check became stricter
         progress.settle(rt, job.id, execution.Rejected(exc.detail), ticker)
         return

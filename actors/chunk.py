@@ -6,7 +6,7 @@ import logging
 
 from actors import execution, progress
 from actors.broker import Runtime
-from algotcha import schemas
+from algotcha import engine_requests
 from algotcha.db.jobs import JobRow
 from algotcha.errors import UnavailableError, ValidationError
 from algotcha.services import chunks, sweeps, walkforwards
@@ -81,7 +81,7 @@ def _task(claimed: chunks.Claimed) -> execution.ChunkTask:
     chunk, job = claimed.chunk, claimed.job
     if job.kind == "walk_forward":
         return execution.FoldTask(chunk.job_id, walkforwards.request_of(job), chunk.chunk)
-    sweep = schemas.parse_sweep(job.payload, max_combinations=sweeps.STORED_LIMIT)
+    sweep = engine_requests.parse_sweep(job.payload, max_combinations=sweeps.STORED_LIMIT)
     return execution.SweepChunkTask(chunk.job_id, sweep, chunk.first_unit, chunk.end_unit)
 
 

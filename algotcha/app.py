@@ -6,7 +6,6 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 import dramatiq
 from starlette.applications import Starlette
@@ -14,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 import engine
-from algotcha import config, problems, queues
+from algotcha import config, problems, queues, state
 from algotcha.auth import HashSlots
 from algotcha.config import Settings
 from algotcha.db import pool as db_pool
@@ -36,8 +35,7 @@ def create_app(
     settings.require_jwt_secret()
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        app.state.settings = settings
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, state.AppState]]:
         pool = db_pool.create_pool(
             database_url,
             max_size=settings.db_pool_max,
@@ -56,17 +54,18 @@ def create_app(
         await events.start()
         logger.info("event=api_started")
         try:
-            yield {
-                "settings": settings,
-                "pool": pool,
-                "broker": the_broker,
-                "store": engine.BarStore(settings.data_dir),
-                "collector": collector,
-                "events": events,
-                "telegram": bot,
-                "hash_slots": HashSlots.for_settings(settings),
-                "registry": exporter.registry(settings.metrics_multiproc_dir),
-            }
+            shared = state.AppState(
+                settings=settings,
+                pool=pool,
+                broker=the_broker,
+                store=engine.BarStore(settings.data_dir),
+                collector=collector,
+                events=events,
+                telegram=bot,
+                hash_slots=HashSlots.for_settings(settings),
+                registry=exporter.registry(settings.metrics_multiproc_dir),
+            )
+            yield {state.KEY: shared}
         finally:
             await events.stop()
             if sweep:

@@ -14,6 +14,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 from starlette.requests import HTTPConnection
 
+from algotcha import state
 from algotcha.config import PASSWORD_HASH_MIB, Settings
 from algotcha.errors import UnauthorizedError, UnavailableError
 
@@ -112,4 +113,4 @@ def current_user(request: HTTPConnection) -> int:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise UnauthorizedError()
-    return verify_token(request.app.state.settings, token.strip())
+    return verify_token(state.of(request).settings, token.strip())

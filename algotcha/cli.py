@@ -440,7 +440,7 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _user_create(args: argparse.Namespace, settings: Settings) -> int:
-    from algotcha import auth, schemas
+    from algotcha import auth, models
     from algotcha.db import pool as db_pool
     from algotcha.services import users
 
@@ -449,7 +449,7 @@ def _user_create(args: argparse.Namespace, settings: Settings) -> int:
     else:
         password = sys.stdin.readline().rstrip("\n")
     body = json.dumps({"email": args.email, "password": password, "name": args.name})
-    creds = schemas.parse_register(body.encode())
+    creds = models.read(models.Registration, body.encode())
     with db_pool.create_pool(settings.require_database_url(), max_size=1) as pool:
         slots = auth.HashSlots.for_settings(settings)
         user = users.register(
@@ -666,26 +666,26 @@ def _describe(source: engine.DatasetSource | None) -> str:
 
 def _backtest_run(args: argparse.Namespace, settings: Settings) -> int:
     import engine
-    from algotcha import schemas
+    from algotcha import engine_requests, models
 
-    request = schemas.parse_payload(local.read_request(args.payload), path="payload")
+    request = engine_requests.parse_payload(local.read_request(args.payload))
     if args.csv is not None:
         local.check_output("--csv", args.csv, folder=True)
     try:
         result = engine.backtest(request, engine.BarStore(settings.data_dir))
     except engine.EngineError as exc:
-        raise schemas.engine_error(exc) from None
+        raise engine_requests.engine_error(exc) from None
     if args.csv is not None:
         _write_csv(args.csv, result.as_dict())
     if args.json:
-        local.write_json(result.as_dict(keys=schemas.camel), sys.stdout.buffer)
+        local.write_json(result.as_dict(keys=models.camel), sys.stdout.buffer)
         return EXIT_OK
     m = result.metrics
     print(f"{request.strategy_name}  {request.symbol} {request.timeframe}")
     print(f"  {result.bars} bars in {result.elapsed_ms:.0f} ms")
     for key in ("total_return", "cagr", "max_drawdown", "win_rate", "buy_and_hold_return"):
         value = m.get(key)
-        print(f"  {schemas.camel(key):<18} {'-' if value is None else f'{value:.2%}'}")
+        print(f"  {models.camel(key):<18} {'-' if value is None else f'{value:.2%}'}")
     for key in (
         "sharpe",
         "sortino",
@@ -696,7 +696,7 @@ def _backtest_run(args: argparse.Namespace, settings: Settings) -> int:
         "fees_paid",
     ):
         value = m.get(key)
-        print(f"  {schemas.camel(key):<18} {'-' if value is None else f'{value:,.2f}'}")
+        print(f"  {models.camel(key):<18} {'-' if value is None else f'{value:,.2f}'}")
     return EXIT_OK
 
 
@@ -705,9 +705,9 @@ def _sweep_run(args: argparse.Namespace, settings: Settings) -> int:
 
     import engine
     import engine.sweep  # numba's start-up, before the progress clock starts
-    from algotcha import schemas
+    from algotcha import engine_requests, exports, models, schemas
 
-    request = schemas.parse_sweep(
+    request = engine_requests.parse_sweep(
         local.read_request(args.request), max_combinations=settings.max_sweep_combinations
     )
     if args.grid:
@@ -728,7 +728,7 @@ def _sweep_run(args: argparse.Namespace, settings: Settings) -> int:
     logger.info("sweep finished combinations=%d ms=%.0f", result.combinations, result.elapsed_ms)
     if args.grid:
         try:
-            args.grid.write_text(schemas.render_grid_csv(result))
+            args.grid.write_text(exports.render_grid_csv(result))
         except OSError as exc:
             raise local.unwritable("--grid", exc) from None
     if args.json:
@@ -737,7 +737,7 @@ def _sweep_run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{base.strategy_name}  {base.symbol} {base.timeframe}  {result.elapsed_ms / 1000:.1f} s")
     print(
         f"  {result.combinations} combinations, {result.evaluated} ranked by "
-        f"{schemas.camel(result.objective)}, {result.skipped} skipped"
+        f"{models.camel(result.objective)}, {result.skipped} skipped"
     )
     for row in result.top:
         values = " ".join(f"{name}={value:g}" for name, value in row.parameters.items())
@@ -754,10 +754,10 @@ def _walkforward_run(args: argparse.Namespace, settings: Settings) -> int:
     import dataclasses
 
     import engine
-    from algotcha import schemas
+    from algotcha import engine_requests, models, schemas
     from engine import walkforward
 
-    request = schemas.parse_walkforward(
+    request = engine_requests.parse_walkforward(
         local.read_request(args.request), max_combinations=settings.max_sweep_combinations
     )
     base = request.sweep.base
@@ -795,7 +795,7 @@ def _walkforward_run(args: argparse.Namespace, settings: Settings) -> int:
         local.write_json(schemas.render_walkforward(result), sys.stdout.buffer)
         return EXIT_OK
     stitched = result.stitched.metrics
-    objective = schemas.camel(request.sweep.objective)
+    objective = models.camel(request.sweep.objective)
     print(f"{base.strategy_name}  {base.symbol} {base.timeframe}  {result.elapsed_ms / 1000:.1f} s")
     for fold in result.folds:
         start, end = (

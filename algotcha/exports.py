@@ -8,11 +8,13 @@ streams them; `algotcha backtest run --csv DIR` writes the same files.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import engine
+from algotcha import models
 from algotcha.services import trade_log
 
 TRADE_COLUMNS = ("number", *trade_log.TRADE_FIELDS)
@@ -76,16 +78,14 @@ def result_json(head: dict[str, Any], chunks: Iterable[list[dict[str, Any]]]) ->
 def write_files(directory: Path, result: dict[str, Any]) -> list[Path]:
     """trades.csv, equity.csv and result.json of an engine result (BacktestResult.as_dict())
     in `directory`, created if need be."""
-    from algotcha import schemas
-
     directory.mkdir(parents=True, exist_ok=True)
     trades = result.get("trades") or []
-    head = schemas.camel_keys({key: value for key, value in result.items() if key != "trades"})
+    head = models.camel_keys({key: value for key, value in result.items() if key != "trades"})
     head["tradeCount"] = len(trades)
     files = {
         "trades.csv": trades_csv([trades]),
         "equity.csv": equity_csv(result.get("equity_curve") or []),
-        "result.json": result_json(head, [schemas.camel_keys(trades)]),
+        "result.json": result_json(head, [models.camel_keys(trades)]),
     }
     written = []
     for name, pieces in files.items():
@@ -94,3 +94,49 @@ def write_files(directory: Path, result: dict[str, Any]) -> list[Path]:
             out.writelines(pieces)
         written.append(path)
     return written
+
+
+def render_grid_csv(result: engine.SweepResult) -> str:
+    """Every combination: index, the parameter names, then is_<metric> and oos_<metric>."""
+    names = list(result.rows[0].parameters) if result.rows else []
+    return "".join(grid_csv_lines(names, (row.as_dict() for row in result.rows)))
+
+
+def grid_csv_lines(names: list[str], rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    """The grid CSV line by line from rows shaped as SweepRow.as_dict() (daily returns
+    not needed), so a stored grid streams without being held whole."""
+    keys = engine.sweep.SUMMARY_KEYS
+    header = ["index", *names]
+    header += [f"is_{models.camel(key)}" for key in keys] + [
+        f"oos_{models.camel(key)}" for key in keys
+    ]
+    yield ",".join(header) + "\n"
+    for row in rows:
+        cells = [str(row["index"])] + [f"{row['parameters'][name]:g}" for name in names]
+        for summary in (row["in_sample"], row["out_of_sample"]):
+            cells += [_csv_number(None if summary is None else summary[k]) for k in keys]
+        yield ",".join(cells) + "\n"
+
+
+def _csv_number(value: float | int | None) -> str:
+    return "" if value is None else repr(value)
+
+
+def folds_csv_lines(names: list[str], folds: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    """The folds table line by line from folds shaped as a stored walk-forward result's:
+    index, the window bounds, the chosen values (empty for a fold with no valid
+    combination), is_<metric> and oos_<metric>, then the fold's status."""
+    keys = engine.sweep.SUMMARY_KEYS
+    windows = ("in_sample_start", "in_sample_end", "out_of_sample_start", "out_of_sample_end")
+    header = ["index", *(models.camel(key) for key in windows), *names]
+    header += [f"is_{models.camel(key)}" for key in keys] + [
+        f"oos_{models.camel(key)}" for key in keys
+    ]
+    yield ",".join([*header, "status"]) + "\n"
+    for fold in folds:
+        chosen = fold["parameters"] or {}
+        cells = [str(fold["index"]), *(str(fold[key]) for key in windows)]
+        cells += [f"{chosen[name]:g}" if name in chosen else "" for name in names]
+        for summary in (fold["in_sample"], fold["out_of_sample"]):
+            cells += [_csv_number(None if summary is None else summary[k]) for k in keys]
+        yield ",".join([*cells, fold["status"]]) + "\n"

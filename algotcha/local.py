@@ -44,14 +44,14 @@ def unwritable(option: str, exc: OSError) -> ValidationError:
 def read_request(path: Path) -> Any:
     """The JSON document in a request file, read as strictly as the API reads a body; an
     unreadable or non-JSON file is the user's to fix, named in the message."""
-    from algotcha import schemas
+    from algotcha import models
 
     try:
         body = path.read_bytes()
     except OSError as exc:
         raise ValidationError.for_field(str(path), f"cannot be read ({exc.strerror})") from None
     try:
-        return schemas.parse_json(body)
+        return models.parse_json(body)
     except MalformedJSONError as exc:
         raise ValidationError.for_field(str(path), exc.detail) from None
 
@@ -81,7 +81,7 @@ def run_with_progress(
     from concurrent.futures import ThreadPoolExecutor
 
     import engine
-    from algotcha import schemas
+    from algotcha import engine_requests
     from algotcha.progress import Progress
 
     store = engine.BarStore(settings.data_dir)
@@ -101,7 +101,7 @@ def run_with_progress(
                 stop.set()  # the pool's exit waits for the engine to notice
                 raise
     except engine.EngineError as exc:
-        raise schemas.sweep_error(exc, error_path) from None
+        raise engine_requests.sweep_error(exc, error_path) from None
 
 
 def write_json(document: Any, out: BinaryIO) -> None:

@@ -1,601 +1,512 @@
-"""The OpenAPI 3.1 document served at /openapi.json: the machine-readable copy of API.md."""
+"""The OpenAPI 3.1 document at /openapi.json, generated from algotcha/models.py and one table.
+
+The table names each operation (path, method, operationId, summary, tags, request model,
+responses); every schema in it comes from the models that validate and render the bodies.
+tests/unit/algotcha/test_openapi.py holds the table to the routes the app mounts.
+"""
 
 from __future__ import annotations
 
+import copy
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, models_json_schema
+
 import algotcha
-
-_STATUS = ["queued", "processing", "completed", "failed", "cancelled"]
-_NOTIFY = ["email", "telegram", "both", "none"]
-_TIMEFRAMES = ["1m", "5m", "15m", "30m", "1h", "4h", "1d"]
+from algotcha import models
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+@dataclass(frozen=True)
+class Body:
+    """A response body: a model (or a list of it), or another media type."""
+
+    model: type[BaseModel] | None = None
+    many: bool = False
+    media_type: str = "application/json"
+    description: str = "OK"
 
 
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    tag: str
+    responses: Mapping[int, Body | None]  # None: no body
+    errors: tuple[int, ...] = ()  # problem+json answers
+    request: type[BaseModel] | None = None
+    request_required: bool = True
+    parameters: tuple[dict[str, Any], ...] = ()
+    auth: bool = True
+    description: str | None = None
+    # A body whose shape is another's (Telegram's Update): described, not modelled.
+    foreign_request: dict[str, Any] | None = None
 
 
-_PROBLEM = {
-    "description": "Problem (RFC 9457)",
-    "content": {"application/problem+json": {"schema": _ref("Problem")}},
-}
-_ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}]
-_AUTH: list[dict[str, list[str]]] = [{"bearer": []}]
+def _query(name: str, schema: dict[str, Any], description: str | None = None) -> dict[str, Any]:
+    parameter = {"name": name, "in": "query", "required": False, "schema": schema}
+    return parameter | ({"description": description} if description else {})
 
 
-def _errors(*codes: int) -> dict[str, Any]:
-    return {str(code): _PROBLEM for code in codes}
+def _path(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
-def _rule() -> dict[str, Any]:
-    return {"type": ["string", "null"], "maxLength": 1000}
+# Path ids are ASCII digits below 2**63 (schemas.parse_id).
+ID = _path("id", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1})
+TOKEN = _path("token", {"type": "string"})
+PAGE = (
+    _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "20 when absent"),
+    _query("before", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}),
+)
+TRADE_PAGE = (
+    _query("after", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}),
+    _query("limit", {"type": "integer", "minimum": 1, "maximum": models.TRADES_PAGE_MAX}),
+)
+CSV = "text/csv"
+ACCEPTED = {202: Body(models.Accepted, description="Accepted")}
+RESULT_ERRORS = (401, 404, 409, 422)
 
 
-def _fraction(
-    exclusive_min: float = 0, maximum: float = 1, exclusive_max: bool = True
-) -> dict[str, Any]:
-    bound = "exclusiveMaximum" if exclusive_max else "maximum"
-    return {"type": ["number", "null"], "exclusiveMinimum": exclusive_min, bound: maximum}
+def _download(path: str, operation_id: str, summary: str, media_type: str) -> Operation:
+    return Operation(
+        "get",
+        path,
+        operation_id,
+        summary,
+        "results",
+        {200: Body(media_type=media_type, description=summary)},
+        RESULT_ERRORS,
+        parameters=(ID,),
+    )
 
 
-SCHEMAS: dict[str, Any] = {
-    "Dataset": {
-        "type": "object",
-        "required": ["symbol", "start", "end", "bars", "synthetic", "source"],
-        "properties": {
-            "symbol": {"type": "string"},
-            "start": {"type": "string", "format": "date-time"},
-            "end": {"type": "string", "format": "date-time"},
-            "bars": {"type": "integer", "minimum": 0},
-            "synthetic": {"type": "boolean"},
-            "source": {
-                "type": ["object", "null"],
-                "required": ["kind", "files", "url", "updatedAt"],
-                "properties": {
-                    "kind": {"enum": ["synthetic", "import", "download"]},
-                    "files": {"type": "array", "items": {"type": "string"}},
-                    "url": {"type": ["string", "null"]},
-                    "updatedAt": {"type": ["string", "null"], "format": "date-time"},
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "post",
+        "/api/auth/register",
+        "register",
+        "Create an account",
+        "auth",
+        {201: Body(models.Registered, description="Created")},
+        (400, 409, 413, 422, 503),
+        models.Registration,
+        auth=False,
+    ),
+    Operation(
+        "post",
+        "/api/auth/login",
+        "login",
+        "Sign in: a bearer token",
+        "auth",
+        {200: Body(models.Token)},
+        (400, 401, 413, 422, 429, 503),
+        models.Login,
+        auth=False,
+    ),
+    Operation(
+        "get",
+        "/api/me",
+        "getProfile",
+        "The caller's profile",
+        "me",
+        {200: Body(models.User)},
+        (401,),
+    ),
+    Operation(
+        "patch",
+        "/api/me",
+        "updateProfile",
+        "Change the name or the notification channel",
+        "me",
+        {200: Body(models.User)},
+        (400, 401, 413, 422),
+        models.ProfileChange,
+    ),
+    Operation(
+        "post",
+        "/api/me/telegram/link",
+        "linkTelegram",
+        "A one-time link that connects a Telegram chat",
+        "me",
+        {200: Body(models.Link)},
+        (401, 503),
+    ),
+    Operation(
+        "delete",
+        "/api/me/telegram",
+        "unlinkTelegram",
+        "Disconnect the Telegram chat",
+        "me",
+        {204: None},
+        (401,),
+    ),
+    Operation(
+        "post",
+        "/api/telegram/webhook",
+        "telegramWebhook",
+        "Telegram updates (needs X-Telegram-Bot-Api-Secret-Token)",
+        "telegram",
+        {200: None},
+        (401, 413, 503),
+        parameters=(
+            {
+                "name": "X-Telegram-Bot-Api-Secret-Token",
+                "in": "header",
+                "required": True,
+                "schema": {"type": "string"},
+            },
+        ),
+        auth=False,
+        description="A Telegram Update; one this bot does not handle is acknowledged and dropped.",
+        foreign_request={"type": "object"},
+    ),
+    Operation(
+        "post",
+        "/api/backtest/queue",
+        "submitJob",
+        "Queue a backtest, a parameter sweep or a walk-forward",
+        "queue",
+        ACCEPTED,
+        (400, 401, 413, 422, 429, 503),
+        models.SubmitRequest,
+    ),
+    Operation(
+        "get",
+        "/api/backtest/queue/stats",
+        "queueStats",
+        "Queue counts, workers and the wait estimate",
+        "queue",
+        {200: Body(models.Stats)},
+        (503,),
+        auth=False,
+    ),
+    Operation(
+        "get",
+        "/api/backtest/queue/my",
+        "listMyJobs",
+        "The caller's jobs, newest first",
+        "queue",
+        {200: Body(models.BacktestQueue, many=True)},
+        (401, 422),
+        parameters=PAGE,
+    ),
+    Operation(
+        "get",
+        "/api/backtest/queue/position/{id}",
+        "getPosition",
+        "A job's status, queue position and progress",
+        "queue",
+        {200: Body(models.Position)},
+        (401, 404, 422),
+        parameters=(ID,),
+    ),
+    Operation(
+        "get",
+        "/api/backtest/queue/{id}",
+        "getJob",
+        "One job with its payload and result",
+        "queue",
+        {200: Body(models.BacktestQueue)},
+        (401, 404, 422),
+        parameters=(ID,),
+    ),
+    Operation(
+        "delete",
+        "/api/backtest/queue/{id}",
+        "cancelJob",
+        "Cancel a queued job, or ask a running one to stop",
+        "queue",
+        {
+            200: Body(models.Cancelled, description="Cancelled"),
+            202: Body(models.Cancelled, description="The running job will stop"),
+        },
+        (401, 404, 409, 422),
+        parameters=(ID,),
+    ),
+    Operation(
+        "get",
+        "/api/backtest/queue/{id}/grid.csv",
+        "getSweepGrid",
+        "Every combination of a sweep as CSV, streamed",
+        "sweeps",
+        {200: Body(media_type=CSV, description="index, parameters, is_<metric>, oos_<metric>")},
+        RESULT_ERRORS,
+        parameters=(
+            ID,
+            _query(
+                "partial",
+                {"enum": ["0", "1"]},
+                "1: the rows of the chunks finished so far, at any status",
+            ),
+        ),
+    ),
+    Operation(
+        "get",
+        "/api/backtest/queue/{id}/folds.csv",
+        "getWalkForwardFolds",
+        "The folds table of a completed walk-forward",
+        "sweeps",
+        {200: Body(media_type=CSV, description="index, windows, chosen values, is_ and oos_")},
+        RESULT_ERRORS,
+        parameters=(ID,),
+    ),
+    Operation(
+        "post",
+        "/api/backtest/queue/{id}/combinations/{index}/backtest",
+        "backtestCombination",
+        "Queue one combination of a sweep as a backtest of its own",
+        "sweeps",
+        ACCEPTED,
+        (400, 401, 404, 413, 422, 429, 503),
+        models.NotifyChoice,
+        request_required=False,
+        parameters=(ID, _path("index", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1})),
+    ),
+    Operation(
+        "get",
+        "/api/backtest/queue/{id}/events",
+        "followJob",
+        "Status, position and progress as server-sent events",
+        "queue",
+        {
+            200: Body(
+                media_type="text/event-stream",
+                description="Events named `status` (a Position each), one per change, "
+                "with an id and a retry hint, until a final status",
+            ),
+            204: None,
+        },
+        (401, 404, 422),
+        parameters=(
+            ID,
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": False,
+                "description": "the id of the last event seen (`<revision>:<queueTick>`)",
+                "schema": {"type": "string"},
+            },
+        ),
+    ),
+    Operation(
+        "get",
+        "/api/backtest/datasets",
+        "listDatasets",
+        "The symbols and date ranges a backtest can use",
+        "queue",
+        {200: Body(models.Dataset, many=True)},
+        (401,),
+    ),
+    Operation(
+        "get",
+        "/api/backtest/compare",
+        "compareResults",
+        "Two to six completed backtests side by side",
+        "results",
+        {200: Body(models.Comparison)},
+        RESULT_ERRORS,
+        parameters=(
+            {
+                "name": "ids",
+                "in": "query",
+                "required": True,
+                "description": f"{models.COMPARE_MIN} to {models.COMPARE_MAX} ids of the "
+                "caller's completed backtests",
+                "style": "form",
+                "explode": False,
+                "schema": {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+                    "minItems": models.COMPARE_MIN,
+                    "maxItems": models.COMPARE_MAX,
+                    "uniqueItems": True,
                 },
             },
-        },
-    },
-    "Problem": {
-        "type": "object",
-        "required": ["type", "title", "status", "detail", "success"],
-        "properties": {
-            "type": {"type": "string"},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string"},
-            "success": {"const": False},
-            "errors": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
-                },
-            },
-        },
-    },
-    "RunBacktestDto": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["strategyName", "symbol", "timeframe", "start", "end", "initialCapital"],
-        "properties": {
-            "strategyName": {"type": "string", "minLength": 1, "maxLength": 100},
-            "symbol": {"type": "string", "minLength": 1, "maxLength": 30},
-            "timeframe": {"enum": _TIMEFRAMES},
-            "start": {"type": "string", "format": "date-time"},
-            "end": {"type": "string", "format": "date-time"},
-            "initialCapital": {"type": "number", "exclusiveMinimum": 0},
-            "feeRate": {"type": "number", "minimum": 0, "maximum": 0.05},
-            "slippage": {"type": "number", "minimum": 0, "maximum": 0.05},
-            "positionSize": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-            "longEntry": _rule(),
-            "longExit": _rule(),
-            "shortEntry": _rule(),
-            "shortExit": _rule(),
-            "stopLoss": _fraction(),
-            "takeProfit": _fraction(),
-            "trailingStop": _fraction(),
-        },
-    },
-    "SubmitRequest": {
-        "type": "object",
-        "additionalProperties": False,
-        "description": "exactly one of payload (a backtest) and sweep (a parameter sweep; "
-        "a walk-forward when it holds walkForward)",
-        "properties": {
-            "payload": _ref("RunBacktestDto"),
-            "sweep": _ref("SweepRequest"),
-            "notifyVia": {"enum": _NOTIFY, "description": "defaults to the profile's choice"},
-        },
-    },
-    "SweepRequest": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["payload", "parameters"],
-        "properties": {
-            "payload": {
-                "type": "object",
-                "description": "a RunBacktestDto whose rules may name the parameters",
-            },
-            "parameters": {
-                "type": "object",
-                "minProperties": 1,
-                "maxProperties": 4,
-                "additionalProperties": {
-                    "oneOf": [
-                        {
-                            "type": "object",
-                            "required": ["from", "to", "step"],
-                            "properties": {
-                                "from": {"type": "number"},
-                                "to": {"type": "number"},
-                                "step": {"type": "number", "exclusiveMinimum": 0},
-                            },
-                        },
-                        {
-                            "type": "array",
-                            "minItems": 1,
-                            "maxItems": 1000,
-                            "items": {"type": "number"},
-                        },
-                    ]
-                },
-            },
-            "constraint": {"type": ["string", "null"], "maxLength": 1000},
-            "objective": {
-                "enum": ["totalReturn", "sharpe", "sortino", "calmar", "profitFactor", "expectancy"]
-            },
-            "minTrades": {"type": "integer", "minimum": 0},
-            "outOfSample": {"type": "number", "minimum": 0, "maximum": 0.5},
-            "walkForward": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["folds", "inSample"],
-                "description": "makes the sweep a walk-forward (outOfSample is then ignored)",
-                "properties": {
-                    "folds": {"type": "integer", "minimum": 2, "maximum": 20},
-                    "inSample": {"type": "number", "minimum": 0.5, "maximum": 0.9},
-                    "anchored": {"type": "boolean", "default": False},
-                },
-            },
-        },
-    },
-    "Accepted": {
-        "type": "object",
-        "properties": {
-            "success": {"const": True},
-            "queueId": {"type": "integer"},
-            "position": {"type": "integer", "minimum": 1},
-            "estimatedWait": {"type": "integer", "minimum": 0, "description": "minutes"},
-            "combinations": {
-                "type": "integer",
-                "description": "a sweep's (a walk-forward's per fold), after its constraint",
-            },
-            "folds": {"type": "integer", "description": "walk-forwards only"},
-        },
-    },
-    "Position": {
-        "type": "object",
-        "properties": {
-            "id": {"type": "integer"},
-            "status": {"enum": _STATUS},
-            "queuePosition": {"type": ["integer", "null"]},
-            "progress": {"type": "integer", "minimum": 0, "maximum": 100},
-            "estimatedWait": {"type": ["integer", "null"]},
-        },
-    },
-    "BacktestQueue": {
-        "type": "object",
-        "properties": {
-            "id": {"type": "integer"},
-            "kind": {"enum": ["backtest", "sweep", "walkForward"]},
-            "combinations": {"type": "integer", "description": "sweeps only"},
-            "combinationsDone": {"type": "integer", "description": "sweeps only"},
-            "folds": {"type": "integer", "description": "walk-forwards only"},
-            "foldsDone": {"type": "integer", "description": "walk-forwards only"},
-            "strategyName": {"type": "string"},
-            "status": {"enum": _STATUS},
-            "queuePosition": {"type": ["integer", "null"]},
-            "progress": {"type": "integer"},
-            "estimatedWait": {"type": ["integer", "null"]},
-            "notifyVia": {"enum": _NOTIFY},
-            "createdAt": {"type": "string", "format": "date-time"},
-            "startedAt": {"type": ["string", "null"], "format": "date-time"},
-            "completedAt": {"type": ["string", "null"], "format": "date-time"},
-            "error": {"type": ["string", "null"]},
-            "result": {"type": ["object", "null"]},
-        },
-    },
-    "Stats": {
-        "type": "object",
-        "properties": {
-            name: {"type": "integer"}
-            for name in (
-                "queued processing completed failed cancelled totalInQueue workers "
-                "estimatedWaitMinutes"
-            ).split()
+        ),
+    ),
+    Operation(
+        "get",
+        "/api/backtest/queue/{id}/trades",
+        "listTrades",
+        "A page of a completed backtest's trades",
+        "results",
+        {200: Body(models.TradePage)},
+        RESULT_ERRORS,
+        parameters=(ID, *TRADE_PAGE),
+    ),
+    _download("/api/backtest/queue/{id}/trades.csv", "downloadTrades", "trades.csv", CSV),
+    _download("/api/backtest/queue/{id}/equity.csv", "downloadEquity", "equity.csv", CSV),
+    _download(
+        "/api/backtest/queue/{id}/result.json",
+        "downloadResult",
+        "The result with every trade",
+        "application/json",
+    ),
+    Operation(
+        "post",
+        "/api/backtest/queue/{id}/share",
+        "shareResult",
+        "A link that shows the result without signing in",
+        "results",
+        {201: Body(models.Link, description="Created")},
+        (400, 401, 404, 409, 413, 422),
+        models.ShareRequest,
+        request_required=False,
+        parameters=(ID,),
+    ),
+    Operation(
+        "delete",
+        "/api/backtest/queue/{id}/share",
+        "unshareResult",
+        "Revoke the share link",
+        "results",
+        {204: None},
+        (401, 404, 422),
+        parameters=(ID,),
+    ),
+    Operation(
+        "get",
+        "/api/shared/{token}",
+        "getSharedResult",
+        "A shared result",
+        "results",
+        {200: Body(models.SharedResult)},
+        (404,),
+        parameters=(TOKEN,),
+        auth=False,
+    ),
+    Operation(
+        "get",
+        "/api/shared/{token}/trades",
+        "listSharedTrades",
+        "A page of a shared result's trades",
+        "results",
+        {200: Body(models.TradePage)},
+        (404, 422),
+        parameters=(TOKEN, *TRADE_PAGE),
+        auth=False,
+    ),
+    Operation(
+        "get",
+        "/healthz",
+        "liveness",
+        "The process answers",
+        "ops",
+        {200: Body(models.Health)},
+        auth=False,
+    ),
+    Operation(
+        "get",
+        "/readyz",
+        "readiness",
+        "The database and the broker answer",
+        "ops",
+        {200: Body(models.Readiness), 503: Body(models.Readiness, description="Not ready")},
+        auth=False,
+    ),
+)
+
+
+class _Schemas(GenerateJsonSchema):
+    """Without pydantic's per-field titles ("Strategyname"): the property names say it."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
+
+
+def _components() -> tuple[dict[tuple[type[BaseModel], str], Any], dict[str, Any]]:
+    inputs = {op.request for op in OPERATIONS if op.request is not None}
+    outputs = {
+        body.model
+        for op in OPERATIONS
+        for body in op.responses.values()
+        if body is not None and body.model is not None
+    }
+    pairs = [(m, "validation") for m in sorted(inputs, key=lambda m: m.__name__)]
+    pairs += [
+        (m, "serialization") for m in sorted(outputs | {models.Problem}, key=lambda m: m.__name__)
+    ]
+    refs, defs = models_json_schema(
+        pairs,  # type: ignore[arg-type]
+        ref_template="#/components/schemas/{model}",
+        schema_generator=_Schemas,
+    )
+    return refs, defs.get("$defs", {})  # type: ignore[return-value]
+
+
+def _content(media_type: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {media_type: {"schema": schema}}
+
+
+def _operation(op: Operation, refs: dict[tuple[type[BaseModel], str], Any]) -> dict[str, Any]:
+    problem = {
+        "description": "Problem (RFC 9457)",
+        "content": _content("application/problem+json", refs[(models.Problem, "serialization")]),
+    }
+    responses: dict[str, Any] = {}
+    for status, body in op.responses.items():
+        if body is None:
+            responses[str(status)] = {"description": "No content" if status == 204 else "OK"}
+            continue
+        schema: dict[str, Any] = {"type": "string"} if body.media_type != "application/json" else {}
+        if body.model is not None:
+            schema = refs[(body.model, "serialization")]
+            schema = {"type": "array", "items": schema} if body.many else schema
+        responses[str(status)] = {
+            "description": body.description,
+            "content": _content(body.media_type, schema),
         }
-        | {"sweepSecondsPerCombinationBar": {"type": "number", "exclusiveMinimum": 0}},
-    },
-    "Credentials": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["email", "password"],
-        "properties": {
-            "email": {"type": "string", "format": "email"},
-            "password": {"type": "string", "minLength": 8},
-            "name": {"type": "string", "maxLength": 100},
-        },
-    },
-    "User": {
-        "type": "object",
-        "properties": {
-            "id": {"type": "integer"},
-            "email": {"type": "string"},
-            "name": {"type": "string"},
-            "telegramLinked": {"type": "boolean"},
-            "notifyVia": {"enum": _NOTIFY},
-        },
-    },
-    "TelegramLink": {
-        "type": "object",
-        "required": ["url", "expiresAt"],
-        "properties": {
-            "url": {
-                "type": "string",
-                "description": "one-time deep link https://t.me/<bot>?start=<token>",
-            },
-            "expiresAt": {"type": "string", "format": "date-time"},
-        },
-    },
-    "ProfileChange": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string", "maxLength": 100},
-            "notifyVia": {"enum": _NOTIFY},
-        },
-    },
-}
-
-
-def _body(name: str) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
-
-
-def _paths() -> dict[str, Any]:
-    body = _body
-    return {
-        "/api/auth/register": {
-            "post": {
-                "requestBody": body("Credentials"),
-                "responses": {
-                    "201": _json(_ref("User"), "Created"),
-                    **_errors(400, 409, 413, 422, 503),
-                },
-            }
-        },
-        "/api/auth/login": {
-            "post": {
-                "requestBody": body("Credentials"),
-                "responses": {
-                    "200": _json({"type": "object", "required": ["accessToken"]}),
-                    **_errors(400, 401, 413, 422, 429, 503),
-                },
-            }
-        },
-        "/api/me": {
-            "get": {"security": _AUTH, "responses": {"200": _json(_ref("User")), **_errors(401)}},
-            "patch": {
-                "security": _AUTH,
-                "requestBody": body("ProfileChange"),
-                "responses": {"200": _json(_ref("User")), **_errors(400, 401, 413, 422)},
-            },
-        },
-        "/api/me/telegram/link": {
-            "post": {
-                "security": _AUTH,
-                "responses": {"200": _json(_ref("TelegramLink")), **_errors(401, 503)},
-            }
-        },
-        "/api/me/telegram": {
-            "delete": {
-                "security": _AUTH,
-                "responses": {"204": {"description": "Unlinked"}, **_errors(401)},
-            }
-        },
-        "/api/telegram/webhook": {
-            "post": {
-                "description": "Telegram updates; needs X-Telegram-Bot-Api-Secret-Token",
-                "parameters": [
-                    {
-                        "name": "X-Telegram-Bot-Api-Secret-Token",
-                        "in": "header",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
-                ],
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": {"type": "object"}}},
-                },
-                "responses": {
-                    "200": {"description": "Handled or ignored"},
-                    **_errors(401, 413, 503),
-                },
-            }
-        },
-        "/api/backtest/queue": {
-            "post": {
-                "security": _AUTH,
-                "requestBody": body("SubmitRequest"),
-                "responses": {
-                    "202": _json(_ref("Accepted"), "Accepted"),
-                    **_errors(400, 401, 413, 422, 429, 503),
-                },
-            }
-        },
-        "/api/backtest/queue/stats": {
-            "get": {"responses": {"200": _json(_ref("Stats")), **_errors(503)}}
-        },
-        "/api/backtest/queue/my": {
-            "get": {
-                "security": _AUTH,
-                "parameters": [
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
-                    },
-                    {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-                ],
-                "responses": {
-                    "200": _json({"type": "array", "items": _ref("BacktestQueue")}),
-                    **_errors(401, 422),
-                },
-            }
-        },
-        "/api/backtest/queue/position/{id}": {
-            "get": {
-                "security": _AUTH,
-                "parameters": _ID,
-                "responses": {"200": _json(_ref("Position")), **_errors(401, 404, 422)},
-            }
-        },
-        "/api/backtest/queue/{id}": {
-            "get": {
-                "security": _AUTH,
-                "parameters": _ID,
-                "responses": {"200": _json(_ref("BacktestQueue")), **_errors(401, 404, 422)},
-            },
-            "delete": {
-                "security": _AUTH,
-                "parameters": _ID,
-                "responses": {
-                    "200": _json({"type": "object"}, "Cancelled"),
-                    "202": _json({"type": "object"}, "The running job will stop"),
-                    **_errors(401, 404, 409, 422),
-                },
-            },
-        },
-        "/api/backtest/queue/{id}/grid.csv": {
-            "get": {
-                "security": _AUTH,
-                "parameters": [
-                    *_ID,
-                    {
-                        "name": "partial",
-                        "in": "query",
-                        "required": False,
-                        "description": "1: the rows of the chunks finished so far, at any status",
-                        "schema": {"enum": ["0", "1"]},
-                    },
-                ],
-                "responses": {
-                    "200": {
-                        "description": "every combination of a completed sweep, streamed",
-                        "content": {"text/csv": {"schema": {"type": "string"}}},
-                    },
-                    **_errors(401, 404, 409, 422),
-                },
-            }
-        },
-        "/api/backtest/queue/{id}/folds.csv": {
-            "get": {
-                "security": _AUTH,
-                "parameters": _ID,
-                "responses": {
-                    "200": {
-                        "description": "the folds table of a completed walk-forward",
-                        "content": {"text/csv": {"schema": {"type": "string"}}},
-                    },
-                    **_errors(401, 404, 409, 422),
-                },
-            }
-        },
-        "/api/backtest/queue/{id}/combinations/{index}/backtest": {
-            "post": {
-                "security": _AUTH,
-                "parameters": [
-                    *_ID,
-                    {
-                        "name": "index",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "integer", "minimum": 0},
-                    },
-                ],
-                "requestBody": {
-                    "required": False,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "additionalProperties": False,
-                                "properties": {"notifyVia": {"enum": _NOTIFY}},
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    "202": _json(_ref("Accepted"), "Accepted"),
-                    **_errors(400, 401, 404, 413, 422, 429, 503),
-                },
-            }
-        },
-        "/api/backtest/queue/{id}/events": {
-            "get": {
-                "security": _AUTH,
-                "parameters": [
-                    *_ID,
-                    {
-                        "name": "Last-Event-ID",
-                        "in": "header",
-                        "required": False,
-                        "description": "the id of the last event seen (`<revision>:<queueTick>`)",
-                        "schema": {"type": "string"},
-                    },
-                ],
-                "responses": {
-                    "200": {
-                        "description": "Server-sent events named `status`, each with an id and "
-                        "a retry hint, one per change, until a final status",
-                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
-                    },
-                    "204": {"description": "Last-Event-ID names the final state: nothing to send"},
-                    **_errors(401, 404, 422),
-                },
-            }
-        },
-        "/api/backtest/datasets": {
-            "get": {
-                "security": _AUTH,
-                "responses": {
-                    "200": _json(
-                        {"type": "array", "items": {"$ref": "#/components/schemas/Dataset"}}
-                    ),
-                    **_errors(401),
-                },
-            }
-        },
-        "/healthz": {"get": {"responses": {"200": _json({"type": "object"})}}},
-        "/readyz": {"get": {"responses": {"200": _json({"type": "object"}), **_errors(503)}}},
+    responses |= {str(code): problem for code in op.errors}
+    out: dict[str, Any] = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "tags": [op.tag],
+        "responses": responses,
     }
+    if op.description:
+        out["description"] = op.description
+    if op.auth:
+        out["security"] = [{"bearer": []}]
+    if op.parameters:
+        out["parameters"] = list(op.parameters)
+    if op.request is not None:
+        out["requestBody"] = {
+            "required": op.request_required,
+            "content": _content("application/json", refs[(op.request, "validation")]),
+        }
+    elif op.foreign_request is not None:
+        out["requestBody"] = {
+            "required": True,
+            "content": _content("application/json", op.foreign_request),
+        }
+    return out
 
 
-_TRADE_PAGE = [
-    {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
-]
-_TOKEN = [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}]
-
-
-def _download(media_type: str, description: str) -> dict[str, Any]:
-    return {
-        "security": _AUTH,
-        "parameters": _ID,
-        "responses": {
-            "200": {"description": description, "content": {media_type: {"schema": {}}}},
-            **_errors(401, 404, 409, 422),
-        },
-    }
-
-
-def _result_paths() -> dict[str, Any]:
-    """Compare, trades pages, exports and share links (docs/api.md, "Results")."""
-    page = _json({"type": "object", "required": ["count", "after", "trades", "next"]})
-    return {
-        "/api/backtest/compare": {
-            "get": {
-                "security": _AUTH,
-                "parameters": [
-                    {
-                        "name": "ids",
-                        "in": "query",
-                        "required": True,
-                        "description": "2 to 6 ids of the caller's completed backtests",
-                        "schema": {"type": "string", "pattern": "^[0-9]+(,[0-9]+)*$"},
-                    }
-                ],
-                "responses": {"200": _json({"type": "object"}), **_errors(401, 404, 409, 422)},
-            }
-        },
-        "/api/backtest/queue/{id}/trades": {
-            "get": {
-                "security": _AUTH,
-                "parameters": _ID + _TRADE_PAGE,
-                "responses": {"200": page, **_errors(401, 404, 409, 422)},
-            }
-        },
-        "/api/backtest/queue/{id}/trades.csv": {"get": _download("text/csv", "trades.csv")},
-        "/api/backtest/queue/{id}/equity.csv": {"get": _download("text/csv", "equity.csv")},
-        "/api/backtest/queue/{id}/result.json": {
-            "get": _download("application/json", "the result with every trade")
-        },
-        "/api/backtest/queue/{id}/share": {
-            "post": {
-                "security": _AUTH,
-                "parameters": _ID,
-                "requestBody": {
-                    "required": False,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "additionalProperties": False,
-                                "properties": {
-                                    "expiresInDays": {
-                                        "type": "number",
-                                        "minimum": 1,
-                                        "maximum": 365,
-                                    }
-                                },
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    "201": _json({"type": "object", "required": ["url", "expiresAt"]}, "Created"),
-                    **_errors(400, 401, 404, 409, 413, 422),
-                },
-            },
-            "delete": {
-                "security": _AUTH,
-                "parameters": _ID,
-                "responses": {"204": {"description": "Revoked"}, **_errors(401, 404, 422)},
-            },
-        },
-        "/api/shared/{token}": {
-            "get": {
-                "parameters": _TOKEN,
-                "responses": {"200": _json({"type": "object"}), **_errors(404)},
-            }
-        },
-        "/api/shared/{token}/trades": {
-            "get": {
-                "parameters": _TOKEN + _TRADE_PAGE,
-                "responses": {"200": page, **_errors(404, 422)},
-            }
-        },
-    }
+@functools.cache
+def _paths() -> tuple[dict[str, Any], dict[str, Any]]:
+    refs, schemas = _components()
+    paths: dict[str, Any] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op, refs)
+    return paths, schemas
 
 
 def document(server_url: str) -> dict[str, Any]:
+    paths, schemas = copy.deepcopy(_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "Algotcha backtest queue", "version": algotcha.__version__},
         "servers": [{"url": server_url}],
-        "paths": {**_paths(), **_result_paths()},
+        "tags": [{"name": tag} for tag in dict.fromkeys(op.tag for op in OPERATIONS)],
+        "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": schemas,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
             },

@@ -11,6 +11,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from algotcha.errors import AlgotchaError, PayloadTooLargeError
@@ -74,7 +75,20 @@ async def handle_http(request: Request, exc: Exception) -> Response:
     """Routing's own 404/405 answered in the same shape as ours."""
     assert isinstance(exc, HTTPException)
     detail = exc.detail if exc.status_code != 404 else f"no route for {request.url.path}"
-    return problem(exc.status_code, detail, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route on the path; a path served by
+        # several routes (GET and PATCH /api/me) allows all of theirs.
+        headers["Allow"] = ", ".join(sorted(_allowed_methods(request)))
+    return problem(exc.status_code, detail, headers=headers)
+
+
+def _allowed_methods(request: Request) -> set[str]:
+    allowed: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] is not Match.NONE:
+            allowed |= route.methods or set()
+    return allowed
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:

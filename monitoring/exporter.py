@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, QueryParams
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Host, Match, Mount
+from starlette.routing import BaseRoute, Host, Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitoring import metrics
@@ -150,7 +150,7 @@ def route_template(scope: Scope) -> str:
     if route is None:
         return UNMATCHED
     if "app_root_path" not in scope:  # no Mount crossed: the router's choice is the template
-        path = getattr(route, "path", None)
+        path = _path_of(route)
         return path if isinstance(path, str) else UNMATCHED
     router = scope.get("router")
     if router is None:
@@ -178,8 +178,16 @@ def _match(routes: Sequence[BaseRoute], scope: Scope, prefix: str) -> str:
     return _template(partial[0], partial[1], prefix)
 
 
+def _path_of(route: object) -> object:
+    # A route's path_format ("/queue/{id}" of "/queue/{id:job_id}"): the label names the
+    # route as /openapi.json does, not the convertor that reads its parameter.
+    if isinstance(route, Route):
+        return route.path_format
+    return getattr(route, "path", None)
+
+
 def _template(route: BaseRoute, scope: Scope, prefix: str) -> str:
-    path = prefix + str(getattr(route, "path", ""))
+    path = prefix + str(_path_of(route) or "")
     if isinstance(route, Mount | Host) and route.routes:
         return _match(route.routes, scope, path)
     return path or "/"

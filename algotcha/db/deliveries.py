@@ -8,6 +8,8 @@ from datetime import datetime
 import psycopg
 from psycopg.rows import class_row
 
+from algotcha.vocabulary import NotifyChannel
+
 
 @dataclass(frozen=True)
 class DeliveryRow:
@@ -165,7 +167,7 @@ def select_unpublished_deliveries(
 @dataclass(frozen=True)
 class Unrecorded:
     id: int
-    notify_via: str
+    notify_via: NotifyChannel
 
 
 def select_unrecorded_jobs(

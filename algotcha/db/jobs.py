@@ -10,8 +10,11 @@ import psycopg
 from psycopg.rows import class_row, tuple_row
 from psycopg.types.json import Jsonb
 
-ACTIVE_STATUSES = ("queued", "processing")
-FINAL_STATUSES = ("completed", "failed", "cancelled")
+from algotcha import vocabulary
+from algotcha.vocabulary import JobKind, JobStatus, NotifyChannel
+
+ACTIVE_STATUSES = vocabulary.ACTIVE_STATUSES
+FINAL_STATUSES = vocabulary.FINAL_STATUSES
 # Notified by the triggers of migration 0005_job_events: a job's id when its status or progress
 # changed (or it was deleted); an empty payload when a job entered or left the queue.
 JOB_CHANGED_CHANNEL = "algotcha_job"
@@ -24,8 +27,8 @@ class JobRow:
     user_id: int
     strategy_name: str
     payload: dict[str, Any]
-    notify_via: str
-    status: str
+    notify_via: NotifyChannel
+    status: JobStatus
     priority: int
     progress: int
     attempt: int
@@ -41,7 +44,7 @@ class JobRow:
     revision: int = 0
     # A chunked job (migration 0007_job_chunks): its kind, its units (combinations of a
     # sweep) and how many are done, and the bars each unit runs over.
-    kind: str = "backtest"
+    kind: JobKind = "backtest"
     units: int | None = None
     units_done: int = 0
     unit_bars: int | None = None
@@ -77,12 +80,12 @@ class JobListRow:
 
     id: int
     user_id: int
-    kind: str
+    kind: JobKind
     strategy_name: str
     symbol: str | None
     timeframe: str | None
-    notify_via: str
-    status: str
+    notify_via: NotifyChannel
+    status: JobStatus
     priority: int
     progress: int
     attempt: int
@@ -101,7 +104,7 @@ class JobEventRow:
 
     id: int
     user_id: int
-    status: str
+    status: JobStatus
     progress: int
     revision: int
     queue_tick: int
@@ -140,9 +143,9 @@ def insert_job_within_limit(
     user_id: int,
     strategy_name: str,
     payload: dict[str, Any],
-    notify_via: str | None,
+    notify_via: NotifyChannel | None,
     limit: int,
-    kind: str = "backtest",
+    kind: JobKind = "backtest",
     units: int | None = None,
     unit_bars: int | None = None,
 ) -> JobRow | None:
@@ -433,7 +436,7 @@ def update_job_finished(
     job_id: int,
     worker_id: str | None,
     *,
-    status: str,
+    status: JobStatus,
     result: dict[str, Any] | None = None,
     error: str | None = None,
 ) -> JobRow | None:

@@ -8,6 +8,8 @@ from datetime import datetime
 import psycopg
 from psycopg.rows import class_row
 
+from algotcha.vocabulary import NotifyChannel
+
 
 @dataclass(frozen=True)
 class UserRow:
@@ -15,7 +17,7 @@ class UserRow:
     email: str
     name: str
     password_hash: str
-    notify_via: str
+    notify_via: NotifyChannel
     telegram_chat_id: int | None
     telegram_blocked: bool
     created_at: datetime
@@ -55,7 +57,7 @@ def update_user_password_hash(conn: psycopg.Connection, user_id: int, password_h
 
 
 def update_user_profile(
-    conn: psycopg.Connection, user_id: int, *, name: str | None, notify_via: str | None
+    conn: psycopg.Connection, user_id: int, *, name: str | None, notify_via: NotifyChannel | None
 ) -> UserRow | None:
     cur = conn.cursor(row_factory=class_row(UserRow))
     return cur.execute(

@@ -7,39 +7,39 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from algotcha import schemas
+from algotcha import schemas, state
 from algotcha.services import users
 
 
 async def register(request: Request) -> Response:
+    shared = state.of(request)
     creds = schemas.parse_register(await request.body())
     user = await run_in_threadpool(
         users.register,
-        request.state.pool,
-        request.state.hash_slots,
+        shared.pool,
+        shared.hash_slots,
         email=creds.email,
         password=creds.password,
         name=creds.name,
     )
-    return JSONResponse({"id": user.id, "email": user.email, "name": user.name}, status_code=201)
+    return JSONResponse(schemas.render_registered(user), status_code=201)
 
 
 async def login(request: Request) -> Response:
+    shared = state.of(request)
     creds = schemas.parse_login(await request.body())
-    settings = request.state.settings
+    settings = shared.settings
     token = await run_in_threadpool(
         users.login,
-        request.state.pool,
+        shared.pool,
         settings,
-        request.state.hash_slots,
+        shared.hash_slots,
         email=creds.email,
         password=creds.password,
         # The peer, or the client a trusted proxy names (uvicorn's FORWARDED_ALLOW_IPS).
         address=request.client.host if request.client else "unknown",
     )
-    return JSONResponse(
-        {"accessToken": token, "tokenType": "bearer", "expiresIn": settings.jwt_ttl_s}
-    )
+    return JSONResponse(schemas.render_token(token, settings.jwt_ttl_s))
 
 
 routes: list[BaseRoute] = [

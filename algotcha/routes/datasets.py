@@ -7,12 +7,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from algotcha import auth, schemas
+from algotcha import auth, schemas, state
 
 
 async def index(request: Request) -> Response:
     auth.current_user(request)
-    datasets = await run_in_threadpool(request.state.store.datasets)
+    datasets = await run_in_threadpool(state.of(request).store.datasets)
     return JSONResponse([schemas.render_dataset(d) for d in datasets])
 
 

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from algotcha import auth, schemas
+from algotcha import auth, schemas, state
 from algotcha.services import job_events, jobs
 from algotcha.services.job_events import EventId
 from algotcha.services.jobs import JobEvent
@@ -28,10 +28,11 @@ SHUTDOWN_GRACE_S = 1.0
 
 
 async def stream(request: Request) -> Response:
+    shared = state.of(request)
     user_id = auth.current_user(request)
     job_id = schemas.parse_id(request.path_params["id"])
     last_seen = schemas.parse_last_event_id(request.headers.get("last-event-id"))
-    pool, settings = request.state.pool, request.state.settings
+    pool, settings = shared.pool, shared.settings
     # The first read happens before the stream starts, so a wrong id is a plain 404.
     first = await run_in_threadpool(jobs.read_event_for_user, pool, settings, user_id, job_id)
     if job_events.has_ended_for(first, last_seen):
@@ -41,7 +42,7 @@ async def stream(request: Request) -> Response:
     # once and cleanly, instead of holding uvicorn's shutdown until systemd's SIGKILL.
     shutdown = anyio.Event()
     return EventSourceResponse(
-        _render(request.state.events.follow(first, last_seen, shutdown)),
+        _render(shared.events.follow(first, last_seen, shutdown)),
         ping=KEEPALIVE_S,
         send_timeout=SEND_TIMEOUT_S,
         shutdown_event=shutdown,

@@ -7,13 +7,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from algotcha import auth, schemas
+from algotcha import auth, schemas, state
 from algotcha.services import telegram_links, users
 
 
 async def show(request: Request) -> Response:
     user_id = auth.current_user(request)
-    user = await run_in_threadpool(users.get, request.state.pool, user_id)
+    user = await run_in_threadpool(users.get, state.of(request).pool, user_id)
     return JSONResponse(schemas.render_user(user))
 
 
@@ -22,7 +22,7 @@ async def update(request: Request) -> Response:
     change = schemas.parse_profile(await request.body())
     user = await run_in_threadpool(
         users.update_profile,
-        request.state.pool,
+        state.of(request).pool,
         user_id,
         name=change.name,
         notify_via=change.notify_via,
@@ -31,12 +31,13 @@ async def update(request: Request) -> Response:
 
 
 async def link_telegram(request: Request) -> Response:
+    shared = state.of(request)
     user_id = auth.current_user(request)
     link = await run_in_threadpool(
         telegram_links.create,
-        request.state.pool,
-        request.state.settings,
-        request.state.telegram,
+        shared.pool,
+        shared.settings,
+        shared.telegram,
         user_id,
     )
     return JSONResponse(schemas.render_telegram_link(link))
@@ -44,7 +45,7 @@ async def link_telegram(request: Request) -> Response:
 
 async def unlink_telegram(request: Request) -> Response:
     user_id = auth.current_user(request)
-    await run_in_threadpool(telegram_links.unlink, request.state.pool, user_id)
+    await run_in_threadpool(telegram_links.unlink, state.of(request).pool, user_id)
     return Response(status_code=204)
 
 

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from algotcha import openapi
+from algotcha import openapi, state
 from algotcha.services import health
 from monitoring import exporter
 
@@ -17,7 +17,8 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    checks = await run_in_threadpool(health.check, request.state.pool, request.state.broker)
+    shared = state.of(request)
+    checks = await run_in_threadpool(health.check, shared.pool, shared.broker)
     ready = all(checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "unavailable", "checks": checks},
@@ -27,8 +28,8 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    state = request.state
-    return await exporter.metrics_response(request, state.registry, state.collector)
+    shared = state.of(request)
+    return await exporter.metrics_response(request, shared.registry, shared.collector)
 
 
 async def spec(request: Request) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from importlib import resources
 from pathlib import PurePosixPath
 
@@ -11,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+import engine
+from algotcha import models, vocabulary
 from algotcha.errors import NotFoundError
 
 CONTENT_TYPES = {
@@ -50,7 +53,33 @@ def _assets() -> dict[str, tuple[bytes, str, str]]:
         if media_type and entry.is_file() and not entry.name.startswith("."):
             body = entry.read_bytes()
             table[entry.name] = (body, media_type, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
+    body = vocabulary_js().encode()
+    table["vocabulary.js"] = (
+        body,
+        CONTENT_TYPES[".js"],
+        f'"{hashlib.sha256(body).hexdigest()[:32]}"',
+    )
     return table
+
+
+def vocabulary_js() -> str:
+    """vocabulary.js: the lists and limits the page needs, written from the Python that the
+    API validates with, so that the page keeps no copy of its own."""
+    exported = {
+        "JOB_STATUSES": vocabulary.JOB_STATUSES,
+        "ACTIVE_STATUSES": vocabulary.ACTIVE_STATUSES,
+        "FINAL_STATUSES": vocabulary.FINAL_STATUSES,
+        "NOTIFY_CHANNELS": vocabulary.NOTIFY_CHANNELS,
+        "TIMEFRAMES": vocabulary.TIMEFRAMES,
+        "TIMEFRAME_MINUTES": engine.TIMEFRAMES,
+        "OBJECTIVES": vocabulary.OBJECTIVES,
+        "DEFAULT_OBJECTIVE": models.SweepRequest.model_fields["objective"].default,
+        "MAX_PARAMETERS": models.MAX_PARAMETERS,
+        "MAX_VALUES": models.MAX_VALUES,
+    }
+    lines = ["// Written by algotcha/routes/pages.py from algotcha/vocabulary.py and models.py."]
+    lines += [f"export const {name} = {json.dumps(value)};" for name, value in exported.items()]
+    return "\n".join(lines) + "\n"
 
 
 def serve(request: Request, name: str) -> Response:

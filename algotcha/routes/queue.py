@@ -5,28 +5,40 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from algotcha import auth, schemas
+from algotcha import auth, engine_requests, schemas, state
 from algotcha.services import jobs, sweeps, walkforwards
 
 
+class JobIdConvertor(StringConvertor):
+    """A job's id segment, which parse_id judges; never the name of a sibling route, so that
+    DELETE /api/backtest/queue/stats is a 405 rather than a 422 about an id."""
+
+    regex = "(?!(?:stats|my)$)[^/]+"
+
+
+register_url_convertor("job_id", JobIdConvertor())
+
+
 async def submit(request: Request) -> Response:
+    shared = state.of(request)
     user_id = auth.current_user(request)
-    settings = request.state.settings
+    settings = shared.settings
     # Parsing is a fraction of a millisecond of CPU: a thread hop would cost more.
-    body = schemas.parse_submit(
-        await request.body(), request.state.store, max_combinations=settings.max_sweep_combinations
+    body = engine_requests.parse_submit(
+        await request.body(), shared.store, max_combinations=settings.max_sweep_combinations
     )
     if body.walk_forward is not None:
         item = await run_in_threadpool(
             walkforwards.submit,
-            request.state.pool,
-            request.state.broker,
+            shared.pool,
+            shared.broker,
             settings,
-            request.state.store,
+            shared.store,
             user_id=user_id,
             walk_forward=body.walk_forward,
             notify_via=body.notify_via,
@@ -35,8 +47,8 @@ async def submit(request: Request) -> Response:
     if body.sweep is not None:
         item = await run_in_threadpool(
             sweeps.submit,
-            request.state.pool,
-            request.state.broker,
+            shared.pool,
+            shared.broker,
             settings,
             user_id=user_id,
             sweep=body.sweep,
@@ -46,12 +58,12 @@ async def submit(request: Request) -> Response:
     assert body.request is not None
     item = await run_in_threadpool(
         jobs.submit,
-        request.state.pool,
-        request.state.broker,
+        shared.pool,
+        shared.broker,
         settings,
         user_id=user_id,
         strategy_name=body.request.strategy_name,
-        payload=schemas.payload_dict(body.request),
+        payload=engine_requests.payload_dict(body.request),
         notify_via=body.notify_via,
     )
     return _accepted(item)
@@ -70,7 +82,7 @@ async def grid_csv(request: Request) -> Response:
     job_id = schemas.parse_id(request.path_params["id"])
     partial = schemas.parse_partial(request.query_params)
     lines = await run_in_threadpool(
-        sweeps.grid_csv, request.state.pool, user_id, job_id, partial=partial
+        sweeps.grid_csv, state.of(request).pool, user_id, job_id, partial=partial
     )
     return StreamingResponse(
         lines,
@@ -82,7 +94,7 @@ async def grid_csv(request: Request) -> Response:
 async def folds_csv(request: Request) -> Response:
     user_id = auth.current_user(request)
     job_id = schemas.parse_id(request.path_params["id"])
-    lines = await run_in_threadpool(walkforwards.folds_csv, request.state.pool, user_id, job_id)
+    lines = await run_in_threadpool(walkforwards.folds_csv, state.of(request).pool, user_id, job_id)
     return StreamingResponse(
         lines,
         media_type="text/csv; charset=utf-8",
@@ -91,16 +103,17 @@ async def folds_csv(request: Request) -> Response:
 
 
 async def backtest_combination(request: Request) -> Response:
+    shared = state.of(request)
     user_id = auth.current_user(request)
     job_id = schemas.parse_id(request.path_params["id"])
     index = schemas.parse_index(request.path_params["index"])
     notify_via = schemas.parse_notify_choice(await request.body())
     item = await run_in_threadpool(
         sweeps.backtest_combination,
-        request.state.pool,
-        request.state.broker,
-        request.state.settings,
-        request.state.store,
+        shared.pool,
+        shared.broker,
+        shared.settings,
+        shared.store,
         user_id=user_id,
         job_id=job_id,
         index=index,
@@ -110,21 +123,21 @@ async def backtest_combination(request: Request) -> Response:
 
 
 async def position(request: Request) -> Response:
+    shared = state.of(request)
     user_id = auth.current_user(request)
     job_id = schemas.parse_id(request.path_params["id"])
-    item = await run_in_threadpool(
-        jobs.get_for_user, request.state.pool, request.state.settings, user_id, job_id
-    )
+    item = await run_in_threadpool(jobs.get_for_user, shared.pool, shared.settings, user_id, job_id)
     return JSONResponse(schemas.render_position(item))
 
 
 async def mine(request: Request) -> Response:
+    shared = state.of(request)
     user_id = auth.current_user(request)
     limit, before = schemas.parse_page(request.query_params)
     items = await run_in_threadpool(
         jobs.list_for_user,
-        request.state.pool,
-        request.state.settings,
+        shared.pool,
+        shared.settings,
         user_id,
         limit=limit,
         before=before,
@@ -133,25 +146,25 @@ async def mine(request: Request) -> Response:
 
 
 async def show(request: Request) -> Response:
+    shared = state.of(request)
     user_id = auth.current_user(request)
     job_id = schemas.parse_id(request.path_params["id"])
-    item = await run_in_threadpool(
-        jobs.get_for_user, request.state.pool, request.state.settings, user_id, job_id
-    )
+    item = await run_in_threadpool(jobs.get_for_user, shared.pool, shared.settings, user_id, job_id)
     return JSONResponse(schemas.render_job_with_result(item))
 
 
 async def cancel(request: Request) -> Response:
     user_id = auth.current_user(request)
     job_id = schemas.parse_id(request.path_params["id"])
-    job = await run_in_threadpool(jobs.cancel, request.state.pool, user_id, job_id)
+    job = await run_in_threadpool(jobs.cancel, state.of(request).pool, user_id, job_id)
     return JSONResponse(
         schemas.render_cancelled(job), status_code=202 if job.status == "processing" else 200
     )
 
 
 async def stats(request: Request) -> Response:
-    result = await run_in_threadpool(jobs.stats, request.state.pool, request.state.settings)
+    shared = state.of(request)
+    result = await run_in_threadpool(jobs.stats, shared.pool, shared.settings)
     return JSONResponse(schemas.render_stats(result))
 
 
@@ -160,8 +173,8 @@ routes: list[BaseRoute] = [
     Route("/api/backtest/queue/stats", stats, methods=["GET"]),
     Route("/api/backtest/queue/my", mine, methods=["GET"]),
     Route("/api/backtest/queue/position/{id}", position, methods=["GET"]),
-    Route("/api/backtest/queue/{id}", show, methods=["GET"]),
-    Route("/api/backtest/queue/{id}", cancel, methods=["DELETE"]),
+    Route("/api/backtest/queue/{id:job_id}", show, methods=["GET"]),
+    Route("/api/backtest/queue/{id:job_id}", cancel, methods=["DELETE"]),
     Route("/api/backtest/queue/{id}/grid.csv", grid_csv, methods=["GET"]),
     Route("/api/backtest/queue/{id}/folds.csv", folds_csv, methods=["GET"]),
     Route(

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from algotcha import auth, exports, schemas
+from algotcha import auth, exports, models, schemas, state
 from algotcha.routes import pages
 from algotcha.services import results
 
@@ -20,14 +20,16 @@ NOINDEX = {"X-Robots-Tag": "noindex, nofollow"}
 async def _own_result(request: Request) -> results.CompletedJob:
     user_id = auth.current_user(request)
     job_id = schemas.parse_id(request.path_params["id"])
-    return await run_in_threadpool(results.completed_for_user, request.state.pool, user_id, job_id)
+    return await run_in_threadpool(
+        results.completed_for_user, state.of(request).pool, user_id, job_id
+    )
 
 
 async def trades(request: Request) -> Response:
     after, limit = schemas.parse_trade_page(request.query_params)
     job = await _own_result(request)
     page = await run_in_threadpool(
-        results.trades_page, request.state.pool, job, after=after, limit=limit
+        results.trades_page, state.of(request).pool, job, after=after, limit=limit
     )
     return JSONResponse(schemas.render_trade_page(page, f"/api/backtest/queue/{job.id}/trades"))
 
@@ -41,7 +43,7 @@ def _download(pieces: Iterator[str], media_type: str, name: str) -> Response:
 
 
 def _all_trades(request: Request, job: results.CompletedJob) -> Iterator[list[dict[str, Any]]]:
-    return results.all_trades(request.state.pool, job)
+    return results.all_trades(state.of(request).pool, job)
 
 
 async def trades_csv(request: Request) -> Response:
@@ -61,23 +63,24 @@ async def result_json(request: Request) -> Response:
     head = schemas.render_result(job.result or {}, "")
     for key in ("trades", "tradesNext"):
         head.pop(key, None)
-    chunks = (schemas.camel_keys(chunk) for chunk in _all_trades(request, job))
+    chunks = (models.camel_keys(chunk) for chunk in _all_trades(request, job))
     return _download(exports.result_json(head, chunks), "application/json", f"result-{job.id}.json")
 
 
 async def compare(request: Request) -> Response:
     user_id = auth.current_user(request)
     ids = schemas.parse_compare_ids(request.query_params)
-    comparison = await run_in_threadpool(results.compare, request.state.pool, user_id, ids)
+    comparison = await run_in_threadpool(results.compare, state.of(request).pool, user_id, ids)
     return JSONResponse(schemas.render_comparison(comparison))
 
 
 async def share(request: Request) -> Response:
+    shared = state.of(request)
     user_id = auth.current_user(request)
     job_id = schemas.parse_id(request.path_params["id"])
     ttl_s = schemas.parse_share(await request.body())
     link = await run_in_threadpool(
-        results.share, request.state.pool, request.state.settings, user_id, job_id, ttl_s=ttl_s
+        results.share, shared.pool, shared.settings, user_id, job_id, ttl_s=ttl_s
     )
     return JSONResponse(schemas.render_share(link), status_code=201)
 
@@ -85,23 +88,22 @@ async def share(request: Request) -> Response:
 async def unshare(request: Request) -> Response:
     user_id = auth.current_user(request)
     job_id = schemas.parse_id(request.path_params["id"])
-    await run_in_threadpool(results.revoke, request.state.pool, user_id, job_id)
+    await run_in_threadpool(results.revoke, state.of(request).pool, user_id, job_id)
     return Response(status_code=204)
 
 
 async def shared(request: Request) -> Response:
     token = request.path_params["token"]
-    job = await run_in_threadpool(results.shared, request.state.pool, token)
+    job = await run_in_threadpool(results.shared, state.of(request).pool, token)
     return JSONResponse(schemas.render_shared(job, token), headers=NOINDEX)
 
 
 async def shared_trades(request: Request) -> Response:
+    shared = state.of(request)
     token = request.path_params["token"]
     after, limit = schemas.parse_trade_page(request.query_params)
-    job = await run_in_threadpool(results.shared, request.state.pool, token)
-    page = await run_in_threadpool(
-        results.trades_page, request.state.pool, job, after=after, limit=limit
-    )
+    job = await run_in_threadpool(results.shared, shared.pool, token)
+    page = await run_in_threadpool(results.trades_page, shared.pool, job, after=after, limit=limit)
     body = schemas.render_trade_page(page, f"/api/shared/{token}/trades")
     return JSONResponse(body, headers=NOINDEX)
 

@@ -7,17 +7,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from algotcha import schemas
+from algotcha import state
 from algotcha.services import bot
 
 
 async def webhook(request: Request) -> Response:
-    settings = request.state.settings
+    shared = state.of(request)
+    settings = shared.settings
     bot.verify_secret(settings, request.headers.get("x-telegram-bot-api-secret-token"))
-    command = schemas.parse_telegram_webhook(await request.body())
-    await run_in_threadpool(
-        bot.handle, request.state.pool, settings, request.state.telegram, command
-    )
+    command = bot.parse_webhook(await request.body())
+    await run_in_threadpool(bot.handle, shared.pool, settings, shared.telegram, command)
     # Any 2xx tells Telegram the update arrived; a body would be read as a method call.
     return Response(status_code=200)
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import threading
+from dataclasses import dataclass
+from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from algotcha import schemas
+from algotcha import models
 from algotcha.config import Settings
 from algotcha.db import users as user_db
 from algotcha.db.pool import transaction
@@ -34,6 +37,51 @@ REFUSED = {
 POLL_TIMEOUT_S = 30
 
 
+@dataclass(frozen=True)
+class BotCommand:
+    """A command sent to the bot in a chat: /start <argument>, /status, ..."""
+
+    update_id: int
+    chat_id: int
+    command: str  # "start", "status", ... lower-case, without the slash and any @botname
+    argument: str
+
+
+def parse_update(update: Any) -> BotCommand | None:
+    """The command in one Telegram Update; None for anything else (never an error).
+
+    Telegram retries updates it could not deliver, so a shape we do not handle is
+    acknowledged and dropped, not refused.
+    """
+    if not isinstance(update, dict):
+        return None
+    message = update.get("message")
+    update_id = update.get("update_id")
+    if not isinstance(message, dict) or not isinstance(update_id, int):
+        return None
+    chat = message.get("chat")
+    text = message.get("text")
+    chat_id = chat.get("id") if isinstance(chat, dict) else None
+    if not isinstance(chat_id, int) or isinstance(chat_id, bool) or not isinstance(text, str):
+        return None
+    if not text.startswith("/"):
+        return None
+    head, _, rest = text.strip().partition(" ")
+    command = head[1:].split("@", 1)[0].lower()
+    return BotCommand(update_id, chat_id, command, rest.strip())
+
+
+def parse_webhook(body: bytes) -> BotCommand | None:
+    """A webhook body: malformed JSON is ignored like any other update we do not handle."""
+    try:
+        update = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if models.unstorable_strings(update):
+        return None
+    return parse_update(update)
+
+
 def verify_secret(settings: Settings, header: str | None) -> None:
     """The webhook's X-Telegram-Bot-Api-Secret-Token, compared in constant time."""
     expected = settings.telegram_webhook_secret
@@ -50,7 +98,7 @@ def handle(
     pool: ConnectionPool,
     settings: Settings,
     client: telegram.Client | None,
-    command: schemas.BotCommand | None,
+    command: BotCommand | None,
 ) -> None:
     """Act on one command and reply; anything else is ignored."""
     if command is None:
@@ -85,7 +133,7 @@ def _linked_user(pool: ConnectionPool, chat_id: int) -> user_db.UserRow | None:
     return user
 
 
-def _reply(client: telegram.Client | None, command: schemas.BotCommand, html: str) -> None:
+def _reply(client: telegram.Client | None, command: BotCommand, html: str) -> None:
     if client is None:
         logger.warning("event=telegram_reply_skipped reason=no TELEGRAM_BOT_TOKEN")
         return
@@ -128,7 +176,7 @@ def poll(
         for update in updates:
             update_id = update.get("update_id")
             try:
-                handle(pool, settings, client, schemas.parse_telegram_update(update))
+                handle(pool, settings, client, parse_update(update))
             except UnavailableError as exc:
                 # Not confirmed: Telegram hands the same update over again next time.
                 logger.warning("event=telegram_update_deferred reason=%s", exc.detail)

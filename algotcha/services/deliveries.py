@@ -49,6 +49,7 @@ from algotcha.notify.errors import (
 )
 from algotcha.notify.transports import Transport
 from algotcha.services.periodic import Periodic
+from algotcha.vocabulary import NotifyChannel
 from monitoring import metrics
 
 logger = logging.getLogger(__name__)
@@ -81,7 +82,9 @@ class RetryLater(Exception):  # a control-flow signal, like dramatiq's Retry
 # --- recording and publishing ------------------------------------------------------------------
 
 
-def enqueue(pool: ConnectionPool, broker: dramatiq.Broker, job_id: int, notify_via: str) -> int:
+def enqueue(
+    pool: ConnectionPool, broker: dramatiq.Broker, job_id: int, notify_via: NotifyChannel
+) -> int:
     """Record the job's deliveries, then publish one message per new row; returns how many.
 
     Call it after the job's final status is committed. Rows that already exist are left to

@@ -24,6 +24,7 @@ from algotcha.db.jobs import JobListRow, JobRow
 from algotcha.db.pool import connection, transaction
 from algotcha.errors import ConflictError, NotFoundError, QueueLimitError, UnavailableError
 from algotcha.services import estimates, trade_log
+from algotcha.vocabulary import JobKind, JobStatus, NotifyChannel
 from monitoring import metrics
 from monitoring.collector import QueueSample
 
@@ -51,7 +52,7 @@ class JobEvent:
 
     job_id: int
     user_id: int
-    status: str
+    status: JobStatus
     progress: int
     position: int | None
     wait_minutes: int | None
@@ -86,8 +87,8 @@ def submit(
     user_id: int,
     strategy_name: str,
     payload: dict[str, Any],
-    notify_via: str | None,
-    kind: str = "backtest",
+    notify_via: NotifyChannel | None,
+    kind: JobKind = "backtest",
     units: int | None = None,
     unit_bars: int | None = None,
 ) -> QueuedJob[JobRow]:

@@ -16,7 +16,7 @@ import numpy as np
 from psycopg_pool import ConnectionPool
 
 import engine
-from algotcha import schemas
+from algotcha import engine_requests, exports
 from algotcha.config import Settings
 from algotcha.db import job_chunks as job_chunk_db
 from algotcha.db import jobs as job_db
@@ -25,6 +25,7 @@ from algotcha.db.jobs import JobRow
 from algotcha.db.pool import connection
 from algotcha.errors import ConflictError, NotFoundError
 from algotcha.services import jobs
+from algotcha.vocabulary import NotifyChannel
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +36,8 @@ def submit(
     settings: Settings,
     *,
     user_id: int,
-    sweep: schemas.SweepSubmission,
-    notify_via: str | None,
+    sweep: engine_requests.SweepSubmission,
+    notify_via: NotifyChannel | None,
 ) -> jobs.QueuedJob[JobRow]:
     """Queue a sweep as one job: one position, one estimate, one notification."""
     return jobs.submit(
@@ -85,7 +86,7 @@ def merge(job: JobRow, rows: list[UnitRow], elapsed_ms: float) -> dict[str, Any]
 
 
 def _request(job: JobRow) -> engine.SweepRequest:
-    return schemas.parse_sweep(job.payload, max_combinations=STORED_LIMIT)
+    return engine_requests.parse_sweep(job.payload, max_combinations=STORED_LIMIT)
 
 
 def _sweep_of(conn: Any, user_id: int, job_id: int) -> JobRow:
@@ -109,7 +110,7 @@ def grid_csv(
 
     def lines() -> Iterator[str]:
         with connection(pool) as conn, conn.transaction():
-            yield from schemas.grid_csv_lines(names, job_chunk_db.select_unit_data(conn, job_id))
+            yield from exports.grid_csv_lines(names, job_chunk_db.select_unit_data(conn, job_id))
 
     return lines()
 
@@ -123,7 +124,7 @@ def backtest_combination(
     user_id: int,
     job_id: int,
     index: int,
-    notify_via: str | None,
+    notify_via: NotifyChannel | None,
 ) -> jobs.QueuedJob[JobRow]:
     """Queue the ordinary backtest of combination `index` of the user's sweep ("open this
     cell"): the sweep's payload with that combination's values bound into it."""
@@ -138,13 +139,13 @@ def backtest_combination(
     try:
         single = engine.check(request.backtest(laid_out.values(index)), store)
     except engine.EngineError as exc:
-        raise schemas.sweep_error(exc) from None
+        raise engine_requests.sweep_error(exc) from None
     return jobs.submit(
         pool,
         broker,
         settings,
         user_id=user_id,
         strategy_name=single.strategy_name,
-        payload=schemas.payload_dict(single),
+        payload=engine_requests.payload_dict(single),
         notify_via=notify_via or job.notify_via,
     )

@@ -20,6 +20,7 @@ from algotcha.errors import (
     UnauthorizedError,
     UnavailableError,
 )
+from algotcha.vocabulary import NotifyChannel
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def get(pool: ConnectionPool, user_id: int) -> UserRow:
 
 
 def update_profile(
-    pool: ConnectionPool, user_id: int, *, name: str | None, notify_via: str | None
+    pool: ConnectionPool, user_id: int, *, name: str | None, notify_via: NotifyChannel | None
 ) -> UserRow:
     with transaction(pool) as conn:
         user = user_db.update_user_profile(conn, user_id, name=name, notify_via=notify_via)

@@ -17,7 +17,7 @@ import dramatiq
 from psycopg_pool import ConnectionPool
 
 import engine
-from algotcha import schemas
+from algotcha import engine_requests, exports
 from algotcha.config import Settings
 from algotcha.db import jobs as job_db
 from algotcha.db.job_chunks import UnitRow
@@ -25,6 +25,7 @@ from algotcha.db.jobs import JobRow
 from algotcha.db.pool import connection
 from algotcha.errors import ConflictError, NotFoundError
 from algotcha.services import jobs, sweeps
+from algotcha.vocabulary import NotifyChannel
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +37,12 @@ def submit(
     store: engine.BarStore,
     *,
     user_id: int,
-    walk_forward: schemas.WalkForwardSubmission,
-    notify_via: str | None,
+    walk_forward: engine_requests.WalkForwardSubmission,
+    notify_via: NotifyChannel | None,
 ) -> jobs.QueuedJob[JobRow]:
     """Cut a walk-forward's folds and queue it as one job: one position, one estimate, one
     notification; it counts against MAX_SWEEPS_PER_USER with the sweeps."""
-    units, unit_bars = schemas.plan_walkforward(walk_forward, store)
+    units, unit_bars = engine_requests.plan_walkforward(walk_forward, store)
     return jobs.submit(
         pool,
         broker,
@@ -58,7 +59,9 @@ def submit(
 
 def request_of(job: JobRow) -> engine.WalkForwardRequest:
     """The stored request, re-read without the limits of the day it was queued."""
-    return schemas.parse_walkforward(job.payload, "sweep", max_combinations=sweeps.STORED_LIMIT)
+    return engine_requests.parse_walkforward(
+        job.payload, "sweep", max_combinations=sweeps.STORED_LIMIT
+    )
 
 
 def unit_rows(fold: dict[str, Any]) -> list[UnitRow]:
@@ -88,4 +91,4 @@ def folds_csv(pool: ConnectionPool, user_id: int, job_id: int) -> Iterator[str]:
             f"walk-forward {job_id} is {job.status}: its folds table is there once completed"
         )
     names = list(job.payload["parameters"])
-    return schemas.folds_csv_lines(names, job.result["folds"])
+    return exports.folds_csv_lines(names, job.result["folds"])

@@ -1,8 +1,10 @@
 // The API of API.md: the session token, JSON requests, problem+json errors, and live job status.
 
+import { ACTIVE_STATUSES, FINAL_STATUSES } from "./vocabulary.js";
+
 const TOKEN_KEY = "algotcha.token";
-export const FINAL = new Set(["completed", "failed", "cancelled"]);
-export const ACTIVE = new Set(["queued", "processing"]);
+export const FINAL = new Set(FINAL_STATUSES);
+export const ACTIVE = new Set(ACTIVE_STATUSES);
 const POLL_MS = 2000;
 
 /** An answer that was not 2xx; `problem` is the RFC 9457 body (may be empty). */

@@ -21,9 +21,28 @@ import {
   toPercent,
 } from "./shell.js";
 import * as sweepForm from "./sweepform.js";
+import { TIMEFRAMES } from "./vocabulary.js";
 
 const form = $("backtest-form");
 sweepForm.setup(form);
+
+// The timeframes are the API's (vocabulary.js); only their names on the page are kept here.
+const TIMEFRAME_LABEL = {
+  "1m": "1 minute",
+  "5m": "5 minutes",
+  "15m": "15 minutes",
+  "30m": "30 minutes",
+  "1h": "1 hour",
+  "4h": "4 hours",
+  "1d": "1 day",
+};
+$("f-timeframe").replaceChildren(
+  ...TIMEFRAMES.map((value) => {
+    const option = el("option", { value }, TIMEFRAME_LABEL[value] || value);
+    option.selected = value === "1h";
+    return option;
+  }),
+);
 
 export async function showNew() {
   showView("new", "New backtest");

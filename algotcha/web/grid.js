@@ -2,19 +2,23 @@
 // CSV parsed, and the cells of a two-parameter heatmap (the other parameters at their best).
 
 import { percent, ratio } from "./format.js";
+import { DEFAULT_OBJECTIVE, MAX_VALUES, OBJECTIVES as NAMES } from "./vocabulary.js";
 
 // engine/grid.py: a step "divides" a range when the count of steps is this close to whole.
 const STEP_TOLERANCE = 1e-9;
-const MAX_VALUES = 1000;
 
-export const OBJECTIVES = [
-  ["sharpe", "Sharpe ratio"],
-  ["sortino", "Sortino ratio"],
-  ["calmar", "Calmar ratio"],
-  ["totalReturn", "Total return"],
-  ["profitFactor", "Profit factor"],
-  ["expectancy", "Average trade return"],
-];
+const OBJECTIVE_LABEL = {
+  sharpe: "Sharpe ratio",
+  sortino: "Sortino ratio",
+  calmar: "Calmar ratio",
+  totalReturn: "Total return",
+  profitFactor: "Profit factor",
+  expectancy: "Average trade return",
+};
+// [value, label] of the API's objectives (vocabulary.js), its default first.
+export const OBJECTIVES = [DEFAULT_OBJECTIVE, ...NAMES.filter((name) => name !== DEFAULT_OBJECTIVE)].map(
+  (name) => [name, OBJECTIVE_LABEL[name] || name],
+);
 
 /** The value of an objective for people: returns as percents, ratios with two decimals. */
 export function objectiveFormat(key) {

@@ -3,13 +3,11 @@
 import { get, sleep } from "./api.js";
 import * as fmt from "./format.js";
 import { $, el, show } from "./format.js";
+import { NOTIFY_CHANNELS } from "./vocabulary.js";
 
-const CHANNELS = [
-  ["email", "Email"],
-  ["telegram", "Telegram"],
-  ["both", "Both"],
-  ["none", "None"],
-];
+// The channels are the API's (vocabulary.js); only their names on the page are kept here.
+const CHANNEL_LABEL = { email: "Email", telegram: "Telegram", both: "Both", none: "None" };
+const CHANNELS = NOTIFY_CHANNELS.map((value) => [value, CHANNEL_LABEL[value] || value]);
 
 export const NEEDS_TELEGRAM = new Set(["telegram", "both"]);
 export const RULES = ["longEntry", "longExit", "shortEntry", "shortExit"];

@@ -8,9 +8,8 @@ import { $, el, show } from "./format.js";
 import { MAX_FOLDS, MAX_IN_SAMPLE, MIN_FOLDS, MIN_IN_SAMPLE, windows, workOf } from "./folds.js";
 import { OBJECTIVES, gridSize, valueCount } from "./grid.js";
 import { state } from "./shell.js";
+import { DEFAULT_OBJECTIVE, MAX_PARAMETERS, TIMEFRAME_MINUTES } from "./vocabulary.js";
 
-const MAX_PARAMETERS = 4;
-const TIMEFRAME_MINUTES = { "1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "4h": 240, "1d": 1440 };
 // The form's starting rules, and the same rules with their periods as parameters.
 const DEFAULT_RULES = {
   longEntry: ["crossover(sma(close, 20), sma(close, 50))", "crossover(sma(close, fast), sma(close, slow))"],
@@ -241,7 +240,7 @@ export function fill(sweep) {
     else addRow({ name, kind: "range", ...spec });
   }
   $("f-sweep-constraint").value = sweep.constraint || "";
-  $("f-sweep-objective").value = sweep.objective || "sharpe";
+  $("f-sweep-objective").value = sweep.objective || DEFAULT_OBJECTIVE;
   $("f-sweep-minTrades").value = String(sweep.minTrades ?? 10);
   $("f-sweep-outOfSample").value = String(Number(((sweep.outOfSample ?? 0.3) * 100).toPrecision(10)));
   const wf = sweep.walkForward;

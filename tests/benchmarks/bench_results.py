@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import engine  # noqa: E402
-from algotcha import schemas  # noqa: E402
+from algotcha import models  # noqa: E402
 from algotcha.db import jobs as job_db  # noqa: E402
 from algotcha.db import pool as db_pool  # noqa: E402
 from algotcha.services import jobs, workers  # noqa: E402
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     finally:
         pool.close()
         stack.close()
-    full_json = len(json.dumps(schemas.camel_keys(result)))
+    full_json = len(json.dumps(models.camel_keys(result)))
     load = os.getloadavg()[0]
     rows = [
         # Wall times on a shared machine: read them against the load it was under.

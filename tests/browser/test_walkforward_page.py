@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from algotcha import schemas
+from algotcha import engine_requests
 from engine import walkforward
 from tests.browser.test_page import EN_DASH, JOB_URL, assert_no_horizontal_scroll, register
 from tests.fixtures.app import LiveServer
@@ -225,7 +225,7 @@ def wf_request(folds: int, in_sample: float, anchored: bool = False) -> Any:
         "parameters": {"fast": {"from": 10, "to": 30, "step": 5}, "slow": [40, 60, 80]},
         "walkForward": {"folds": folds, "inSample": in_sample, "anchored": anchored},
     }  # fmt: skip
-    return schemas.parse_walkforward(document)
+    return engine_requests.parse_walkforward(document)
 
 
 @pytest.mark.parametrize("anchored", [False, True])

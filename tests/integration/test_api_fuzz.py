@@ -25,16 +25,14 @@ from tests.fixtures.app import LiveServer, payload
 pytestmark = pytest.mark.integration
 
 schema = schemathesis.openapi.from_dict(openapi.document("http://127.0.0.1"))
-# Valid and invalid inputs both, with NUL allowed in every generated string.
+# Valid and invalid inputs both. NUL, which no string of a body may hold (models.parse_json),
+# is left to the hostile test below: JSON Schema has no clean way to say it.
 schema.config.generation.update(
-    modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], allow_x00=True
+    modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], allow_x00=False
 )
-CONFORMANCE = [
-    checks.not_a_server_error,
-    checks.status_code_conformance,
-    checks.content_type_conformance,
-    checks.response_schema_conformance,
-]
+# A schema cannot say that a rule parses, that the symbol has stored data or that a sweep's
+# rules name its parameters: a body it allows may still be a 422 there (docs/api.md, Errors).
+SEMANTIC_422 = {"POST /api/backtest/queue"}
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +56,24 @@ def test_no_operation_answers_a_server_error(case: Any, fuzz_target: Any) -> Non
     url, auth = fuzz_target
     if case.path.endswith("/events"):
         return  # a live stream does not end by itself; covered by the integration tests
-    response = case.call(base_url=url, headers={**auth, **(case.headers or {})}, timeout=30)
-    assert response.status_code < 500, (case.method, case.path, response.text)
-    # Documented status, content type and body schema, as /openapi.json states them.
-    case.validate_response(response, checks=CONFORMANCE)
+    # The user's token replaces the one generated from the security scheme, except in a case
+    # whose headers are wrong on purpose (Authorization left out, say): that one goes as made.
+    negative_headers = case.meta is not None and any(
+        location.value == "header" and info.mode.is_negative
+        for location, info in case.meta.components.items()
+    )
+    headers = dict(case.headers or {}) if negative_headers else {**(case.headers or {}), **auth}
+    response = case.call(base_url=url, headers=headers, timeout=30)
+    # 503 where a dependency is missing (this server has no Telegram bot), said with Retry-After.
+    assert response.status_code < 500 or (
+        response.status_code == 503 and "retry-after" in response.headers
+    ), (case.method, case.path, response.text)
+    # Every check: documented status, content type, headers and body schema, and the schema's
+    # promise both ways (data it allows is accepted, data it forbids is refused).
+    excluded = [checks.not_a_server_error] if response.status_code == 503 else []
+    if case.operation.label in SEMANTIC_422:
+        excluded.append(checks.positive_data_acceptance)
+    case.validate_response(response, excluded_checks=excluded)
     if response.status_code >= 400:
         assert response.headers["content-type"] == ["application/problem+json"]
         assert response.json()["success"] is False
@@ -89,9 +101,12 @@ HOSTILE_JSON = st.recursive(
 )
 # A valid body per request schema, the starting point for one hostile change.
 TEMPLATES: dict[str, Any] = {
-    "Credentials": {"email": "fuzz@example.com", "password": FUZZ_PASSWORD, "name": "F"},
+    "Registration": {"email": "fuzz@example.com", "password": FUZZ_PASSWORD, "name": "F"},
+    "Login": {"email": "fuzz@example.com", "password": FUZZ_PASSWORD},
     "ProfileChange": {"name": "F", "notifyVia": "none"},
     "SubmitRequest": {"payload": payload(), "notifyVia": "none"},
+    "NotifyChoice": {"notifyVia": "none"},
+    "ShareRequest": {"expiresInDays": 7},
     "webhook": {"update_id": 1, "message": {"chat": {"id": 5}, "text": "/start abc"}},
 }
 OPERATIONS = [

@@ -22,6 +22,7 @@ import httpx
 import psycopg
 import pytest
 
+from algotcha import state
 from algotcha.config import Settings
 from algotcha.db import jobs as job_db
 from algotcha.db import workers as worker_db
@@ -108,7 +109,7 @@ def user(pushed_api: LiveServer) -> Iterator[User]:
 
 def open_streams(server: LiveServer) -> int:
     """The streams the server's event hub is feeding (its lifespan state, through uvicorn)."""
-    hub: EventHub = server.server.lifespan.state["events"]
+    hub: EventHub = server.server.lifespan.state[state.KEY].events
     return hub.stream_count
 
 

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 import engine
-from algotcha import schemas
+from algotcha import engine_requests, schemas
 from algotcha.config import Settings
 from tests.fixtures.app import User, payload
 from tests.fixtures.polling import wait_for
@@ -51,7 +51,7 @@ def submit_sweep(user: User, **changes: Any) -> Any:
 def engine_result(settings: Settings, request: dict[str, Any]) -> dict[str, Any]:
     """The same sweep run by the engine alone, in this process, as the API renders it."""
     store = engine.BarStore(settings.data_dir)
-    sweep = schemas.parse_sweep(request)
+    sweep = engine_requests.parse_sweep(request)
     sweep = dataclasses.replace(sweep, base=engine.check(sweep.base, store))
     base = sweep.base
     bars = store.load(base.symbol, base.timeframe, base.start, base.end)

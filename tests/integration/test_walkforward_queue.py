@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 import engine
-from algotcha import schemas
+from algotcha import engine_requests, schemas
 from algotcha.config import Settings
 from tests.fixtures.app import User
 from tests.fixtures.polling import wait_for
@@ -42,7 +42,7 @@ def submit_walk(user: User, request: dict[str, Any] | None = None) -> Any:
 def engine_result(settings: Settings, request: dict[str, Any]) -> dict[str, Any]:
     """The same walk-forward run by the engine alone, in this process, as the API renders it."""
     store = engine.BarStore(settings.data_dir)
-    walk = schemas.parse_walkforward(request, "sweep")
+    walk = engine_requests.parse_walkforward(request, "sweep")
     base = engine.check(walk.sweep.base, store)
     walk = dataclasses.replace(walk, sweep=dataclasses.replace(walk.sweep, base=base))
     bars = store.load(base.symbol, base.timeframe, base.start, base.end)
@@ -162,7 +162,9 @@ def test_a_walkforward_while_a_sweep_runs_is_429_and_bad_ones_are_422(
     assert submit_walk(bob).status_code == 429, "two walk-forwards of one user"
     # its cost for the waits behind it: per fold, the in-sample sweep and one out-of-sample run
     # over the bars two months of 15-minute bars hold
-    folds = engine.walkforward.windows(schemas.parse_walkforward(walk_request(), "sweep"), 59 * 96)
+    folds = engine.walkforward.windows(
+        engine_requests.parse_walkforward(walk_request(), "sweep"), 59 * 96
+    )
     runs = sum(
         18 * (f.in_sample[1] - f.in_sample[0]) + f.out_of_sample[1] - f.out_of_sample[0]
         for f in folds

@@ -4,7 +4,7 @@ change of the engine's request types would otherwise break it unseen (it did onc
 from __future__ import annotations
 
 import engine
-from algotcha import schemas
+from algotcha import engine_requests
 from tests.benchmarks import bench_engine, bench_queue_sweep, bench_sweep, bench_walkforward
 
 BARS = 2_628_000
@@ -27,7 +27,9 @@ def test_the_rsi_grid_has_100_combinations_with_stops() -> None:
 
 
 def test_the_queued_sweep_is_the_same_grid_as_the_engine_sweep() -> None:
-    parsed = schemas.parse_sweep(bench_queue_sweep.sweep_body(BARS), max_combinations=10_000)
+    parsed = engine_requests.parse_sweep(
+        bench_queue_sweep.sweep_body(BARS), max_combinations=10_000
+    )
     alone = bench_sweep.sweep_request("sma_grid", BARS)
     assert parsed.parameters == alone.parameters
     assert parsed.rules == alone.rules

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import engine
-from algotcha import cli, schemas
+from algotcha import cli, engine_requests, models
 from engine.synth import synth_bars
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -46,9 +46,9 @@ def test_backtest_run_json_prints_only_the_result_in_camel_case_on_stdout(tmp_pa
 
     assert done.returncode == cli.EXIT_OK, done.stderr
     printed = json.loads(done.stdout)
-    request = schemas.parse_payload(payload)
+    request = engine_requests.parse_payload(payload)
     bars = store.load("CLITEST", "1m", START, START + timedelta(days=4))
-    expected = schemas.camel_keys(engine.run(request, bars).as_dict())
+    expected = models.camel_keys(engine.run(request, bars).as_dict())
     assert printed.pop("elapsedMs") > 0
     expected.pop("elapsedMs")
     assert len(printed["trades"]) > 100

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from algotcha import schemas
+from algotcha import models, schemas
 from algotcha.errors import ValidationError
+from algotcha.services import bot
 
 # Characters that int() or str.isdigit() treat as digits although they are not ASCII.
 UNICODE_DIGITS = ["²", "٣", "¹²", "\uff11\uff12", "\U0001d7d9", "1²"]
@@ -67,28 +68,28 @@ def test_parse_json_names_the_field_holding_nul_or_a_lone_surrogate(
     body: dict[str, Any], field: str, message: str
 ) -> None:
     with pytest.raises(ValidationError) as exc:
-        schemas.parse_json(json.dumps(body).encode())
+        models.parse_json(json.dumps(body).encode())
     assert fields(exc) == [field]
     assert message in exc.value.errors[0].message
     # The detail must itself be storable and printable: the escaped path, never the raw char.
-    assert schemas.unstorable_text(exc.value.detail) is None
+    assert models.unstorable_text(exc.value.detail) is None
 
 
 def test_parse_json_keeps_a_surrogate_pair_and_an_escaped_backslash_u() -> None:
     body = json.dumps({"name": "🚀 \\u0000 \u00e9"}).encode()
-    assert schemas.parse_json(body) == {"name": "🚀 \\u0000 \u00e9"}
+    assert models.parse_json(body) == {"name": "🚀 \\u0000 \u00e9"}
 
 
 @given(JSON_VALUES)
 def test_parse_json_returns_only_storable_strings(value: Any) -> None:
     body = json.dumps({"v": value}).encode()
     try:
-        parsed = schemas.parse_json(body)
+        parsed = models.parse_json(body)
     except ValidationError as exc:
         assert exc.errors
         assert all(e.field.startswith("v") for e in exc.errors)
         return
-    assert schemas.unstorable_strings(parsed) == []
+    assert models.unstorable_strings(parsed) == []
     # What was accepted went through unchanged (a pair of surrogate escapes is one character in
     # JSON) and can be encoded for PostgreSQL.
     assert parsed == json.loads(body)
@@ -104,10 +105,10 @@ def test_parse_json_returns_only_storable_strings(value: Any) -> None:
 )
 def test_parse_json_refuses_huge_numbers_and_deep_nesting_as_422(body: bytes) -> None:
     with pytest.raises(ValidationError) as exc:
-        schemas.parse_json(body)
+        models.parse_json(body)
     assert fields(exc) == ["body"]
 
 
 def test_a_telegram_update_with_nul_is_ignored_not_stored() -> None:
     update = {"update_id": 1, "message": {"chat": {"id": 5}, "text": "/start tok\x00en"}}
-    assert schemas.parse_telegram_webhook(json.dumps(update).encode()) is None
+    assert bot.parse_webhook(json.dumps(update).encode()) is None

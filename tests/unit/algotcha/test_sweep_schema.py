@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from algotcha import schemas
+from algotcha import engine_requests, exports, schemas
 from algotcha.errors import ValidationError
 
 SWEEP: dict[str, Any] = {
@@ -50,13 +50,13 @@ def sweep(**changes: Any) -> dict[str, Any]:
 
 def refused(document: dict[str, Any], **kwargs: Any) -> tuple[str, str]:
     with pytest.raises(ValidationError) as caught:
-        schemas.parse_sweep(document, **kwargs)
+        engine_requests.parse_sweep(document, **kwargs)
     error = caught.value.errors[0]
     return error.field, error.message
 
 
 def test_the_api_example_parses_into_a_planned_grid() -> None:
-    request = schemas.parse_sweep(SWEEP)
+    request = engine_requests.parse_sweep(SWEEP)
     assert request.parameters["fast"] == (5, 10, 15, 20, 25, 30, 35, 40, 45, 50)
     assert request.parameters["stopLoss"] == (0.01, 0.02)
     assert request.objective == "sharpe"
@@ -68,11 +68,11 @@ def test_the_api_example_parses_into_a_planned_grid() -> None:
 
 
 def test_defaults_apply() -> None:
-    request = schemas.parse_sweep(
+    request = engine_requests.parse_sweep(
         sweep(constraint=None, objective=None, minTrades=None, outOfSample=None)
     )
     assert (request.objective, request.min_trades, request.out_of_sample) == ("sharpe", 10, 0.3)
-    assert schemas.parse_sweep(sweep(objective="profitFactor")).objective == "profit_factor"
+    assert engine_requests.parse_sweep(sweep(objective="profitFactor")).objective == "profit_factor"
 
 
 @pytest.mark.parametrize(
@@ -170,7 +170,7 @@ def test_rendering_keeps_parameter_names_and_camel_cases_the_rest() -> None:
     assert set(rendered) == {
         "combinations", "evaluated", "skipped", "objective", "elapsedMs", "top", "overfitting",
     }  # fmt: skip
-    lines = schemas.render_grid_csv(result).splitlines()
+    lines = exports.render_grid_csv(result).splitlines()
     assert lines[0].startswith("index,rsi_low,stopLoss,is_totalReturn,is_sharpe")
     assert lines[0].endswith("oos_trades,oos_exposure")
     assert lines[1].startswith("3,30,0.01,1.0,")

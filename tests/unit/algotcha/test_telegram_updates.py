@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from algotcha import schemas
+from algotcha.services import bot
 
 
 def update(text: Any, chat_id: Any = 42) -> dict[str, Any]:
@@ -14,12 +14,12 @@ def update(text: Any, chat_id: Any = 42) -> dict[str, Any]:
 
 
 def test_start_with_a_token() -> None:
-    command = schemas.parse_telegram_update(update("/start abc_DEF-123"))
-    assert command == schemas.BotCommand(7, 42, "start", "abc_DEF-123")
+    command = bot.parse_update(update("/start abc_DEF-123"))
+    assert command == bot.BotCommand(7, 42, "start", "abc_DEF-123")
 
 
 def test_a_command_addressed_to_the_bot_by_name() -> None:
-    command = schemas.parse_telegram_update(update("/Status@AlgotchaBot"))
+    command = bot.parse_update(update("/Status@AlgotchaBot"))
     assert command is not None and (command.command, command.argument) == ("status", "")
 
 
@@ -38,9 +38,9 @@ def test_a_command_addressed_to_the_bot_by_name() -> None:
     ],
 )
 def test_anything_else_is_ignored(thing: Any) -> None:
-    assert schemas.parse_telegram_update(thing) is None
+    assert bot.parse_update(thing) is None
 
 
 @pytest.mark.parametrize("body", [b"", b"{", b"\xff\xfe", b"[1, 2]", b"[" * 100_000])
 def test_a_malformed_webhook_body_is_ignored(body: bytes) -> None:
-    assert schemas.parse_telegram_webhook(body) is None
+    assert bot.parse_webhook(body) is None

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import engine
-from algotcha import schemas
+from algotcha import engine_requests, schemas
 from algotcha.errors import ValidationError
 from engine.synth import synth_bars
 from tests.unit.algotcha.test_sweep_schema import sweep
@@ -23,12 +23,12 @@ def walkforward(walk_forward: Any = None, **changes: Any) -> dict[str, Any]:
 
 def refused(document: dict[str, Any], path: str = "") -> list[tuple[str, str]]:
     with pytest.raises(ValidationError) as caught:
-        schemas.parse_walkforward(document, path)
+        engine_requests.parse_walkforward(document, path)
     return [(error.field, error.message) for error in caught.value.errors]
 
 
 def test_a_sweep_plus_walk_forward_parses_with_anchored_false_by_default() -> None:
-    request = schemas.parse_walkforward(walkforward({"folds": 5, "inSample": 0.7}))
+    request = engine_requests.parse_walkforward(walkforward({"folds": 5, "inSample": 0.7}))
     assert (request.folds, request.in_sample, request.anchored) == (5, 0.7, False)
     assert request.sweep.parameters["slow"] == (60, 80, 100)
     assert request.sweep.objective == "sharpe"
@@ -75,7 +75,7 @@ def test_the_result_renders_camel_case_with_the_users_parameter_names() -> None:
         constraint=None,
         minTrades=1,
     )
-    request = schemas.parse_walkforward(document)
+    request = engine_requests.parse_walkforward(document)
     bars = synth_bars(datetime(2021, 1, 1, tzinfo=UTC), 20 * 1440, seed=3).iloc[::15]
     rendered = schemas.render_walkforward(engine.walkforward.run(request, bars))
     assert set(rendered) == {
