@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 
 from actors import execution, progress
@@ -12,6 +13,17 @@ from algotcha.errors import UnavailableError, ValidationError
 from algotcha.services import chunks, sweeps, walkforwards
 
 logger = logging.getLogger(__name__)
+
+# The worker whose chunk is a job's last merges it here, in the worker process, while every
+# other worker waits for the job to end: importing these there (numba's dispatchers, about
+# 0.6 s) made the first merge of each worker serial time at the end of the job.
+MERGE_MODULES = ("engine.sweep", "engine.walkforward")
+
+
+def warm_up() -> None:
+    """Import what a merge needs before the first job, not in its serial tail."""
+    for name in MERGE_MODULES:
+        importlib.import_module(name)
 
 
 class ChunkTicker:

@@ -9,7 +9,7 @@ import dramatiq
 from psycopg_pool import ConnectionPool
 
 from actors import broker as actor_broker
-from actors import execution, process, progress
+from actors import chunk, execution, process, progress
 from algotcha import queues
 from algotcha.config import Settings
 from algotcha.db import pool as db_pool
@@ -43,6 +43,7 @@ class BacktestWorker:
     def start(self) -> None:
         rt, pool = self.rt, self.pool
         execution.warm_up()
+        chunk.warm_up()
         rt.worker_id = workers.new_worker_id()
         workers.register(pool, rt.worker_id)
         dead = workers.dead_predecessors(pool, rt.worker_id)
