@@ -160,7 +160,7 @@ def parse_last_event_id(header: str | None) -> EventId | None:
 def render_job(item: QueuedJob[ShownJob]) -> dict[str, Any]:
     """A BacktestQueue of API.md as lists show it (result null); a sweep adds combinations and
     combinationsDone, a walk-forward folds and foldsDone."""
-    return _job_model(item).dump()
+    return _job_model(item, result=None).dump()
 
 
 def render_job_with_result(item: QueuedJob[JobRow]) -> dict[str, Any]:
