@@ -106,6 +106,17 @@ def update_chunk_claimed(
     ).fetchone()
 
 
+def lock_job(conn: psycopg.Connection, job_id: int) -> None:
+    """Lock the job's row before any of its chunks' rows.
+
+    A progress tick writes its chunk then the job; a cancel's settle writes the job then every
+    chunk still running. Taken in those orders by two workers at once they deadlock (PostgreSQL
+    then aborts one of them); every transaction that writes a job and its chunks starts here,
+    so they queue on the job instead.
+    """
+    conn.execute("SELECT 1 FROM backtest_job WHERE id = %s FOR NO KEY UPDATE", (job_id,))
+
+
 def update_chunk_progress(
     conn: psycopg.Connection, job_id: int, chunk: int, worker_id: str, units_done: int
 ) -> bool:

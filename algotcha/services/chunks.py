@@ -153,6 +153,7 @@ def record_progress(pool: ConnectionPool, chunk: ChunkRow, worker_id: str, units
     """Heartbeat the chunk and its job, move the job's progress; True when the chunk should
     stop (the job was cancelled or has ended, or the chunk was taken away)."""
     with transaction(pool) as conn:
+        job_chunk_db.lock_job(conn, chunk.job_id)
         ours = job_chunk_db.update_chunk_progress(
             conn, chunk.job_id, chunk.chunk, worker_id, units_done
         )
@@ -179,6 +180,7 @@ def complete(
     finished: JobRow | None = None
     try:
         with transaction(pool) as conn:
+            job_chunk_db.lock_job(conn, chunk.job_id)
             done = job_chunk_db.update_chunk_done(
                 conn, chunk.job_id, chunk.chunk, worker_id, elapsed_ms
             )
@@ -244,6 +246,7 @@ def stop(
     ended, or this worker is shutting down (the chunk goes back for another worker)."""
     chunk = claimed.chunk
     with transaction(pool) as conn:
+        job_chunk_db.lock_job(conn, chunk.job_id)
         job = job_db.select_job(conn, chunk.job_id)
         released = job_chunk_db.update_chunk_released(conn, chunk.job_id, chunk.chunk, worker_id)
         cancelled = None

@@ -104,3 +104,31 @@ def test_workers_claiming_at_once_take_every_chunk_exactly_once(
         rows = job_chunk_db.select_chunks(conn, job_id)
     assert [(row.status, row.attempt) for row in rows] == [("done", 1)] * 16
     assert {row.done_by for row in rows} == {worker for worker, _ in claims}
+
+
+def test_a_progress_tick_waits_for_the_job_before_it_locks_its_chunk(
+    pool: ConnectionPool, base_settings: Settings, db: psycopg.Connection
+) -> None:
+    """A tick (chunk, then job) and a cancel's settle (job, then every running chunk) from two
+    workers deadlocked, and PostgreSQL aborted one: the tick now takes the job's lock first,
+    so while another transaction holds the job, the tick holds no chunk."""
+    job_id = running_sweep(pool, base_settings, 32)
+    claimed = chunks.claim(pool, "w2")
+    assert claimed is not None
+    url = base_settings.database_url or ""
+    with psycopg.connect(url) as holder, psycopg.connect(url, autocommit=True) as probe:
+        job_chunk_db.lock_job(holder, job_id)  # as a settle does; held until rollback
+        tick = threading.Thread(
+            target=chunks.record_progress, args=(pool, claimed.chunk, "w2", 1), daemon=True
+        )
+        tick.start()
+        tick.join(timeout=1.0)
+        assert tick.is_alive(), "the tick must wait for the job's lock"
+        # The tick holds no lock on its chunk: the settle could take it now.
+        probe.execute(
+            "SELECT 1 FROM job_chunk WHERE job_id = %s AND chunk = %s FOR UPDATE NOWAIT",
+            (job_id, claimed.chunk.chunk),
+        )
+        holder.rollback()
+        tick.join(timeout=10)
+        assert not tick.is_alive()
