@@ -166,9 +166,9 @@ def render_job(item: QueuedJob[ShownJob]) -> dict[str, Any]:
 def render_job_with_result(item: QueuedJob[JobRow]) -> dict[str, Any]:
     """A BacktestQueue of API.md with its payload and result."""
     job = item.job
-    result = None
+    result: dict[str, Any] | None
     if job.result is None:
-        pass
+        result = None
     elif job.kind == "backtest":
         result = render_result(job.result, f"/api/backtest/queue/{job.id}/trades")
     elif job.kind == "walk_forward":

@@ -313,7 +313,7 @@ def run_chunk(
                 values,
                 _summary(measured),
                 outside,
-                _score(measured, request.objective),
+                objective_value(measured, request.objective),
                 tuple(daily.tolist()),
             )
         )
@@ -328,7 +328,8 @@ def _summary(measured: metrics.Metrics) -> Summary:
     return {key: measured[key] for key in SUMMARY_KEYS}
 
 
-def _score(measured: metrics.Metrics, objective: str) -> float | None:
+def objective_value(measured: Mapping[str, float | int | None], objective: str) -> float | None:
+    """A run's objective as a float, None where the metric is undefined (no trades, ...)."""
     value = measured[objective]
     return None if value is None else float(value)
 

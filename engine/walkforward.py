@@ -294,7 +294,7 @@ def run_fold(
             else _annualised(best.in_sample["total_return"], in_window[1] - in_window[0])
         ),
         out_of_sample={key: measured[key] for key in sweep.SUMMARY_KEYS},
-        out_of_sample_objective=_objective(measured, request.sweep.objective),
+        out_of_sample_objective=sweep.objective_value(measured, request.sweep.objective),
         segment=Segment(out_times, simulation, first_close, last_close),
         elapsed_ms=(time.perf_counter() - started) * 1000.0,
     )
@@ -349,11 +349,6 @@ def _measure(
         bar_minutes=minutes,
         span_minutes=span,
     )
-
-
-def _objective(measured: Mapping[str, float | int | None], objective: str) -> float | None:
-    value = measured[objective]
-    return None if value is None else float(value)
 
 
 def _annualised(total_return: float | int | None, span_ns: int) -> float | None:
