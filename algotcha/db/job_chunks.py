@@ -201,7 +201,8 @@ def update_job_units_done(conn: psycopg.Connection, job_id: int, units: int) -> 
 
 
 def select_unit_rows(conn: psycopg.Connection, job_id: int) -> list[UnitRow]:
-    cur = conn.cursor(row_factory=class_row(UnitRow))
+    # Binary: the series come as their bytes, not as hex text to decode (the merge's tail).
+    cur = conn.cursor(row_factory=class_row(UnitRow), binary=True)
     return cur.execute(
         "SELECT unit, data, series FROM chunk_row WHERE job_id = %(id)s ORDER BY unit",
         {"id": job_id},

@@ -77,7 +77,7 @@ def merge(job: JobRow, rows: list[UnitRow], elapsed_ms: float) -> dict[str, Any]
     request = _request(job)
     sweep_rows = [
         engine.sweep.SweepRow.from_dict(
-            {**row.data, "daily_returns": np.frombuffer(row.series, dtype=np.float64).tolist()}
+            {**row.data, "daily_returns": np.frombuffer(row.series, dtype=np.float64)}
         )
         for row in rows
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import numpy as np
 import pytest
 
 from algotcha import engine_requests, exports, schemas
@@ -152,7 +153,7 @@ def test_rendering_keeps_parameter_names_and_camel_cases_the_rest() -> None:
         dict.fromkeys(engine_sweep.SUMMARY_KEYS, 1.0),
         None,
         1.0,
-        (),
+        np.zeros(0),
     )
     result = engine_sweep.SweepResult(
         5, 4, 1, "total_return", 12.0, (row,), overfitting.Verdict(4, 0.5, 0.25, "x."), (row,)
