@@ -84,8 +84,8 @@ def run(rt: Runtime, claimed: chunks.Claimed) -> None:
         case execution.Stopped():
             chunks.stop(rt.pool, rt.broker, claimed, rt.worker_id)
     if finished is not None:
-        execution.release_chunk_process()
         progress.notify(rt, finished)
+        execution.idle(rt.settings.backtest_pretouch_mib * 2**20)
 
 
 def _task(claimed: chunks.Claimed) -> execution.ChunkTask:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 
 import dramatiq
@@ -42,8 +43,11 @@ class BacktestWorker:
 
     def start(self) -> None:
         rt, pool = self.rt, self.pool
-        execution.warm_up()
+        execution.idle(self.settings.backtest_pretouch_mib * 2**20)
         chunk.warm_up()
+        # What is imported by now lives as long as the process: frozen out of the collector's
+        # sight, the objects a merge makes no longer have it walk pandas and numba each time.
+        gc.freeze()
         rt.worker_id = workers.new_worker_id()
         workers.register(pool, rt.worker_id)
         dead = workers.dead_predecessors(pool, rt.worker_id)

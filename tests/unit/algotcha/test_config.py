@@ -141,3 +141,14 @@ def test_login_cost_settings_are_read_and_a_budget_under_one_hash_is_refused() -
     assert (settings.login_failures_per_account, settings.login_failures_per_address) == (3, 30)
     with pytest.raises(ConfigError, match="LOGIN_HASH_MEMORY_MIB must be at least 64"):
         load_settings({"LOGIN_HASH_MEMORY_MIB": "32"})
+
+
+def test_the_backtest_pretouch_is_read_may_be_off_and_is_bounded() -> None:
+    default = load_settings({}).backtest_pretouch_mib
+    assert 0 < default <= 1024
+    assert load_settings({"BACKTEST_PRETOUCH_MIB": "0"}).backtest_pretouch_mib == 0
+    assert load_settings({"BACKTEST_PRETOUCH_MIB": "256"}).backtest_pretouch_mib == 256
+    with pytest.raises(ConfigError, match="BACKTEST_PRETOUCH_MIB"):
+        load_settings({"BACKTEST_PRETOUCH_MIB": "-1"})
+    with pytest.raises(ConfigError, match="BACKTEST_PRETOUCH_MIB must be at most 2047"):
+        load_settings({"BACKTEST_PRETOUCH_MIB": "4096"})
