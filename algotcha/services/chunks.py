@@ -8,7 +8,6 @@ the chunks in PostgreSQL, as services/jobs.py owns the life of a job.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,9 +30,11 @@ from monitoring import metrics
 
 logger = logging.getLogger(__name__)
 
-# Enough chunks that every worker of a typical fleet gets several (the last ones even out
-# the finish), few enough that loading the bars once per chunk stays a small share.
-CHUNKS_PER_JOB = 16
+# Enough chunks that the last ones, run while other workers have none left, are short (with
+# 16, two workers finished the 1,000-combination reference sweep about half a chunk, 0.3 s,
+# apart); few enough that each chunk's transaction (~15 ms: its rows, the job's count) and
+# message stay a small share. A worker's process keeps the bars between its chunks.
+CHUNKS_PER_JOB = 32
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,7 @@ def cut(units: int, *, chunks: int = CHUNKS_PER_JOB) -> list[tuple[int, int]]:
     computes once.
     """
     count = max(1, min(units, chunks))
-    size = math.ceil(units / count)
-    return [(first, min(first + size, units)) for first in range(0, units, size)]
+    return [(units * n // count, units * (n + 1) // count) for n in range(count)]
 
 
 def chunks_of(job: JobRow) -> list[tuple[int, int]]:

@@ -78,7 +78,8 @@ def test_two_workers_in_turn_run_two_stretches_of_consecutive_chunks(
         if not held:
             break
     # with interleaved chunks each worker would compute the indicators of the whole grid
-    assert claims == {"w1": list(range(8)), "w2": list(range(8, 16))}
+    half = chunks.CHUNKS_PER_JOB // 2
+    assert claims == {"w1": list(range(half)), "w2": list(range(half, 2 * half))}
 
 
 def test_workers_claiming_at_once_take_every_chunk_exactly_once(

@@ -19,11 +19,13 @@ def test_cut_covers_every_unit_once_in_order() -> None:
         assert len(bounds) <= CHUNKS_PER_JOB
 
 
-def test_cut_makes_chunks_of_near_equal_size() -> None:
-    sizes = [end - first for first, end in cut(1000)]
-    assert len(sizes) == 16 and max(sizes) == 63 and min(sizes) >= 55
+def test_cut_makes_chunks_whose_sizes_differ_by_one_unit_at_most() -> None:
+    for units in (33, 40, 1000, 10_007):
+        sizes = [end - first for first, end in cut(units)]
+        assert len(sizes) == CHUNKS_PER_JOB
+        assert max(sizes) - min(sizes) <= 1, units
     assert cut(3) == [(0, 1), (1, 2), (2, 3)]
-    assert cut(18) == [(n, n + 2) for n in range(0, 18, 2)]
+    assert cut(64, chunks=4) == [(0, 16), (16, 32), (32, 48), (48, 64)]
 
 
 def chunks_in(states: str, done_by: dict[int, tuple[str, int]] | None = None) -> list[ChunkRow]:
