@@ -17,6 +17,7 @@ backtest overfitting, from the per-period returns of the ranked combinations.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -100,12 +101,7 @@ def pbo(returns: NDArray[np.float64], blocks: int = BLOCKS) -> float | None:
     data = returns[periods % blocks :].reshape(blocks, size, trials)
     sums = data.sum(axis=1)  # blocks x trials
     squares = (data * data).sum(axis=1)
-    halves = np.array(
-        [
-            [1.0 if block in chosen else 0.0 for block in range(blocks)]
-            for chosen in itertools.combinations(range(blocks), blocks // 2)
-        ]
-    )
+    halves = _halves(blocks)
     count = size * (blocks // 2)
     total_sum, total_squares = sums.sum(axis=0), squares.sum(axis=0)
     # In lexicographic order the complement of half i is half C - 1 - i: each pair of Sharpe
@@ -119,6 +115,17 @@ def pbo(returns: NDArray[np.float64], blocks: int = BLOCKS) -> float | None:
         second = _block_sharpe(total_sum - first_sum, total_squares - first_squares, count)
         overfit += _overfit_splits(first, second) + _overfit_splits(second, first)
     return overfit / len(halves)
+
+
+@functools.cache
+def _halves(blocks: int) -> NDArray[np.float64]:
+    """One row per half of `blocks` blocks, in lexicographic order: 1.0 in its blocks' columns
+    (built once: 12,870 rows for 16 blocks took a fifth of a verdict's time)."""
+    chosen = np.array(list(itertools.combinations(range(blocks), blocks // 2)))
+    halves = np.zeros((len(chosen), blocks))
+    np.put_along_axis(halves, chosen, 1.0, axis=1)
+    halves.flags.writeable = False
+    return halves
 
 
 def _overfit_splits(inside: NDArray[np.float64], outside: NDArray[np.float64]) -> int:
