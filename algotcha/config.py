@@ -309,16 +309,37 @@ def _non_negative_int(raw: str) -> int:
 
 
 def _memory_mib() -> int:
-    """The memory this process may use: the machine's, or its container's limit (cgroup v2
-    or v1) when lower, since a container sees its host's memory in sysconf."""
+    """The memory this process may use: the machine's, or its cgroup's limit when lower (a
+    container's, a systemd unit's MemoryMax), since sysconf reports the whole machine's."""
     physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+    return min(physical, *_cgroup_limits()) // 2**20
+
+
+def _cgroup_limits(
+    membership: Path = Path("/proc/self/cgroup"), mount: Path = Path("/sys/fs/cgroup")
+) -> list[int]:
+    """The memory limits of this process's cgroup, v2 or v1, where they can be read."""
+    try:
+        lines = membership.read_text().splitlines()
+    except OSError:
+        return []
+    files = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # v2: one hierarchy
+            files += [mount / path.lstrip("/") / "memory.max"]
+        elif "memory" in controllers.split(","):
+            # without a cgroup namespace a container sees its own cgroup at the mount's root
+            root = mount / "memory"
+            files += [root / path.lstrip("/") / "memory.limit_in_bytes"]
+            files += [root / "memory.limit_in_bytes"]
+    limits = []
+    for file in files:
         try:
-            limit = int(Path(path).read_text().strip())
+            limits.append(int(file.read_text().strip()))
         except (OSError, ValueError):  # absent, or "max"
             continue
-        physical = min(physical, limit)
-    return physical // 2**20
+    return limits
 
 
 def _positive_float(raw: str) -> float:

@@ -152,3 +152,23 @@ def test_the_backtest_pretouch_is_read_may_be_off_and_is_bounded() -> None:
         load_settings({"BACKTEST_PRETOUCH_MIB": "-1"})
     with pytest.raises(ConfigError, match="BACKTEST_PRETOUCH_MIB must be at most 2047"):
         load_settings({"BACKTEST_PRETOUCH_MIB": "4096"})
+
+
+def test_the_memory_limit_of_a_cgroup_is_read_in_v2_and_v1(tmp_path: Path) -> None:
+    from algotcha.config import _cgroup_limits
+
+    membership = tmp_path / "cgroup"
+    unit = tmp_path / "fs" / "system.slice" / "algotcha-worker.service"
+    unit.mkdir(parents=True)
+    (unit / "memory.max").write_text(f"{4 * 2**30}\n")
+    membership.write_text("0::/system.slice/algotcha-worker.service\n")
+    assert _cgroup_limits(membership, tmp_path / "fs") == [4 * 2**30]
+    (unit / "memory.max").write_text("max\n")  # no limit
+    assert _cgroup_limits(membership, tmp_path / "fs") == []
+
+    container = tmp_path / "fs" / "memory"
+    container.mkdir()
+    (container / "memory.limit_in_bytes").write_text(f"{2**30}\n")
+    membership.write_text("4:memory:/docker/abc\n1:cpu:/docker/abc\n")
+    assert _cgroup_limits(membership, tmp_path / "fs") == [2**30]
+    assert _cgroup_limits(tmp_path / "absent", tmp_path / "fs") == []
