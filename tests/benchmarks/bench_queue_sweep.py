@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -33,6 +34,7 @@ from tests.benchmarks import bench_sweep  # noqa: E402
 from tests.benchmarks.bench_api import Stack  # noqa: E402
 from tests.fixtures.app import free_port  # noqa: E402
 
+FINAL = ("completed", "failed", "cancelled")
 TARGET_OVERHEAD = 0.10
 TARGET_SPEEDUP_RATIO = 0.6
 SYMBOL = "BENCH"
@@ -79,6 +81,7 @@ def through_queue(stack: Stack, token: str, size: int, workers: int) -> dict[str
         started_workers.append(stack.start("worker"))
         stack.env = saved
     headers = {"Authorization": f"Bearer {token}"}
+    done = threading.Event()
     with httpx.Client(base_url=stack.url, headers=headers, timeout=60) as client:
         _wait_for_workers(client, workers)
         worker_cpu = CpuMeter([process.pid for process in started_workers])
@@ -89,13 +92,13 @@ def through_queue(stack: Stack, token: str, size: int, workers: int) -> dict[str
         )
         answer.raise_for_status()
         job_id = answer.json()["queueId"]
-        while True:
-            job = client.get(f"/api/backtest/queue/{job_id}").json()
-            worker_cpu.sample()
-            if job["status"] in ("completed", "failed", "cancelled"):
-                break
-            time.sleep(0.1)
+        sampler = threading.Thread(target=worker_cpu.sample_until, args=(done,), daemon=True)
+        sampler.start()
+        _wait_for_the_end(client, job_id)
         elapsed = time.perf_counter() - began
+        done.set()
+        sampler.join()
+        job = client.get(f"/api/backtest/queue/{job_id}").json()
     api_cpu.sample()
     for process in started_workers:
         process.terminate()
@@ -116,11 +119,22 @@ def through_queue(stack: Stack, token: str, size: int, workers: int) -> dict[str
     }
 
 
+def _wait_for_the_end(client: httpx.Client, job_id: int) -> None:
+    """Follow the job's event stream, as the page does, until its final status: polling
+    took CPU from the workers being measured, and saw the end up to an interval late."""
+    path = f"/api/backtest/queue/{job_id}/events"
+    with client.stream("GET", path, timeout=httpx.Timeout(60, read=None)) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:") and json.loads(line[5:])["status"] in FINAL:
+                return
+    raise SystemExit(f"the event stream of job {job_id} ended before the job")
+
+
 class CpuMeter:
     """CPU seconds used since it was made by some processes and their descendants, sampled.
 
     Each process counts by its own times, last sampled: a backtest process that ends between
-    two samples loses what it used since the earlier one (sampling every 0.1 s, little), and
+    two samples loses what it used since the earlier one (sampling every 0.2 s, little), and
     never counts twice. Its parent's children times cannot stand in for it: a chunk's process
     is a child of the worker's forkserver, which may not have reaped it when the job is seen
     completed, so reading them once at the end missed or kept the whole engine by chance.
@@ -144,6 +158,11 @@ class CpuMeter:
 
     def sample(self) -> None:
         self.last |= self._read()
+
+    def sample_until(self, stop: threading.Event, every_s: float = 0.2) -> None:
+        while not stop.wait(every_s):
+            self.sample()
+        self.sample()
 
     def used_s(self) -> float:
         return sum(self.last.values()) - sum(self.start.values())
