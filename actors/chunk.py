@@ -86,6 +86,10 @@ def run(rt: Runtime, claimed: chunks.Claimed) -> None:
     if finished is not None:
         progress.notify(rt, finished)
         execution.idle(rt.settings.backtest_pretouch_mib * 2**20)
+    elif isinstance(outcome, execution.Finished) and not chunks.any_claimable(rt.pool):
+        # Every chunk is out, so this worker's part is over: its bars go now, not at its next
+        # job, and its next job finds a prepared process. A recovered chunk reloads them.
+        execution.idle(rt.settings.backtest_pretouch_mib * 2**20)
 
 
 def _task(claimed: chunks.Claimed) -> execution.ChunkTask:

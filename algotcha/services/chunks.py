@@ -23,7 +23,7 @@ from algotcha.db import jobs as job_db
 from algotcha.db import workers as worker_db
 from algotcha.db.job_chunks import ChunkRow, UnitRow
 from algotcha.db.jobs import JobRow
-from algotcha.db.pool import transaction
+from algotcha.db.pool import connection, transaction
 from algotcha.errors import UnavailableError
 from algotcha.services import jobs
 from monitoring import metrics
@@ -119,6 +119,12 @@ def claim(pool: ConnectionPool, worker_id: str) -> Claimed | None:
         chunk.attempt,
     )
     return Claimed(chunk, job)
+
+
+def any_claimable(pool: ConnectionPool) -> bool:
+    """Whether a running chunked job still has a chunk to give out."""
+    with connection(pool) as conn:
+        return job_chunk_db.select_claimable_job(conn) is not None
 
 
 def claim_order(job_chunks: Sequence[ChunkRow], worker_id: str) -> list[int]:

@@ -8,6 +8,7 @@ import dataclasses
 import io
 from typing import Any
 
+import psutil
 import psycopg
 import pytest
 
@@ -63,6 +64,20 @@ def without_time(result: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in result.items() if key != "elapsedMs"}
 
 
+def backtest_processes(worker_pid: int) -> int:
+    """The live processes a worker's forkserver has forked: its backtest processes."""
+    forkservers = [
+        child
+        for child in psutil.Process(worker_pid).children()
+        if "multiprocessing.forkserver" in " ".join(child.cmdline())
+    ]
+    return sum(
+        child.status() != psutil.STATUS_ZOMBIE
+        for server in forkservers
+        for child in server.children()
+    )
+
+
 def chunks_of(db: psycopg.Connection, job_id: int) -> list[tuple[Any, ...]]:
     return db.execute(
         "SELECT chunk, status, done_by, attempt FROM job_chunk WHERE job_id = %s ORDER BY chunk",
@@ -108,10 +123,15 @@ def test_two_workers_share_a_sweep_and_match_the_engine_alone(
     make_user: Any, start_worker: Any, db: psycopg.Connection, settings: Settings
 ) -> None:
     ann, eve = make_user(), make_user()
-    start_worker(DEBUG_BACKTEST_DELAY_SECONDS="0.4")
-    start_worker(DEBUG_BACKTEST_DELAY_SECONDS="0.4")
+    workers = [start_worker(DEBUG_BACKTEST_DELAY_SECONDS="0.4") for _ in range(2)]
     sweep_id = submit_sweep(ann).json()["queueId"]
     wait_for(lambda: status_of(db, sweep_id) == "completed", timeout_s=90, what="the sweep")
+    for worker in workers:  # neither keeps the sweep's process, and the bars it holds
+        wait_for(
+            lambda: backtest_processes(worker.pid) == 1,  # noqa: B023
+            timeout_s=30,
+            what=f"worker {worker.pid} down to its waiting backtest process",
+        )
 
     chunks = chunks_of(db, sweep_id)
     assert {status for _, status, _, _ in chunks} == {"done"}
