@@ -35,7 +35,7 @@ def run_backtest(job_id: int) -> None:
         return
     job = jobs.claim(rt.pool, job_id, rt.worker_id)
     if job is None:
-        execution.idle(rt.settings.backtest_pretouch_mib * 2**20)
+        execution.idle(rt.settings.backtest_pretouch_bytes)
         return
     if job.kind != "backtest":
         chunk.start(rt, job)
@@ -55,4 +55,4 @@ def run_backtest(job_id: int) -> None:
         delay_s=rt.settings.debug_backtest_delay_s,
     )
     progress.settle(rt, job.id, outcome, ticker)
-    execution.idle(rt.settings.backtest_pretouch_mib * 2**20)
+    execution.idle(rt.settings.backtest_pretouch_bytes)

@@ -85,11 +85,11 @@ def run(rt: Runtime, claimed: chunks.Claimed) -> None:
             chunks.stop(rt.pool, rt.broker, claimed, rt.worker_id)
     if finished is not None:
         progress.notify(rt, finished)
-        execution.idle(rt.settings.backtest_pretouch_mib * 2**20)
+        execution.idle(rt.settings.backtest_pretouch_bytes)
     elif isinstance(outcome, execution.Finished) and not chunks.any_claimable(rt.pool):
         # Every chunk is out, so this worker's part is over: its bars go now, not at its next
         # job, and its next job finds a prepared process. A recovered chunk reloads them.
-        execution.idle(rt.settings.backtest_pretouch_mib * 2**20)
+        execution.idle(rt.settings.backtest_pretouch_bytes)
 
 
 def _task(claimed: chunks.Claimed) -> execution.ChunkTask:

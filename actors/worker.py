@@ -43,7 +43,7 @@ class BacktestWorker:
 
     def start(self) -> None:
         rt, pool = self.rt, self.pool
-        execution.idle(self.settings.backtest_pretouch_mib * 2**20)
+        execution.idle(self.settings.backtest_pretouch_bytes)
         chunk.warm_up()
         # What is imported by now lives as long as the process: frozen out of the collector's
         # sight, the objects a merge makes no longer have it walk pandas and numba each time.

@@ -105,6 +105,10 @@ class Settings:
     # job can be caught mid-run (killed, cancelled, timed out). Zero in production.
     debug_backtest_delay_s: float = 0.0
 
+    @property
+    def backtest_pretouch_bytes(self) -> int:
+        return self.backtest_pretouch_mib * 2**20
+
     def require_database_url(self) -> str:
         if not self.database_url:
             raise ConfigError(
