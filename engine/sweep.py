@@ -377,10 +377,9 @@ def merge(
             "combinations once"
         )
     ranked = rank(request, rows)
-    days = len(rows[0].daily_returns) if rows else 0
-    returns = np.empty((len(ranked), days))
-    for position, row in enumerate(ranked):
-        returns[position] = row.daily_returns
+    returns = np.array([row.daily_returns for row in ranked], dtype=np.float64).reshape(
+        len(ranked), -1
+    )
     verdict = overfitting.judge(returns.T)
     elapsed = sum(chunk.elapsed_ms for chunk in chunks) + (time.perf_counter() - started) * 1000
     return SweepResult(
